@@ -1,0 +1,170 @@
+//! Table schemas, after Pixie's (`shared/reference/pixie-tables.md`), so PxL habits carry over.
+//!
+//! Every table starts with `time_` (ns since the Unix epoch) and `upid` (rendered as Pixie does:
+//! `asid:pid:start_ticks` packed into 128 bits and printed as a UUID-like string).
+
+use std::sync::{Arc, LazyLock};
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+/// `trace_role` values (Pixie's; scripts rely on them).
+pub mod trace_role {
+    /// This process opened the connection.
+    pub const CLIENT: i64 = 1;
+    /// This process accepted the connection.
+    pub const SERVER: i64 = 2;
+    /// Not known (connection predates the agent and inference could not tell).
+    pub const UNKNOWN: i64 = 4;
+}
+
+/// `content_type` values of `http_events` (Pixie's enum).
+pub mod content_type {
+    /// Anything else.
+    pub const UNKNOWN: i64 = 0;
+    /// `application/json`.
+    pub const JSON: i64 = 1;
+    /// `application/grpc*`.
+    pub const GRPC: i64 = 2;
+}
+
+/// The `time_` column's type: nanoseconds since the Unix epoch, no time zone.
+pub fn time_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Nanosecond, None)
+}
+
+fn f(name: &str, dt: DataType) -> Field {
+    Field::new(name, dt, false)
+}
+
+static HTTP_EVENTS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    use DataType::{Boolean, Int64, Utf8};
+    Arc::new(Schema::new(vec![
+        f("time_", time_type()),
+        f("upid", Utf8),
+        f("remote_addr", Utf8),
+        f("remote_port", Int64),
+        f("local_addr", Utf8),
+        f("local_port", Int64),
+        f("trace_role", Int64),
+        f("encrypted", Boolean),
+        f("major_version", Int64),
+        f("minor_version", Int64),
+        f("content_type", Int64),
+        f("req_headers", Utf8),
+        f("req_method", Utf8),
+        f("req_path", Utf8),
+        f("req_body", Utf8),
+        f("req_body_size", Int64),
+        f("resp_headers", Utf8),
+        f("resp_status", Int64),
+        f("resp_message", Utf8),
+        f("resp_body", Utf8),
+        f("resp_body_size", Int64),
+        f("latency", Int64),
+        f("px_info_", Utf8),
+    ]))
+});
+
+static PROBE_STATUS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    use DataType::{Boolean, Int64, Utf8};
+    Arc::new(Schema::new(vec![
+        f("time_", time_type()),
+        f("upid", Utf8),
+        f("probe", Utf8),
+        f("attached", Boolean),
+        f("error", Utf8),
+        f("events", Int64),
+        f("lost", Int64),
+        f("truncated", Int64),
+        f("bytes", Int64),
+    ]))
+});
+
+/// `http_events`: one row per HTTP request/response pair.
+pub fn http_events() -> SchemaRef {
+    HTTP_EVENTS.clone()
+}
+
+/// `probe_status`: the capture's own health, sampled periodically: cumulative event, loss and
+/// truncation counters per probe, so loss is never silent.
+pub fn probe_status() -> SchemaRef {
+    PROBE_STATUS.clone()
+}
+
+/// A table the store knows, with its share of the node budget.
+#[derive(Debug, Clone)]
+pub struct TableDef {
+    /// Pixie's name (without a `.beta` suffix).
+    pub name: &'static str,
+    /// Other names accepted for it (Pixie's `.beta` spellings).
+    pub aliases: &'static [&'static str],
+    /// Its schema.
+    pub schema: SchemaRef,
+    /// Its share of the node budget, in percent. The shares of all tables add up to 100.
+    pub budget_percent: u8,
+}
+
+/// Every table the store holds, in a stable order.
+pub fn all_tables() -> Vec<TableDef> {
+    vec![
+        TableDef {
+            name: "http_events",
+            aliases: &[],
+            schema: http_events(),
+            budget_percent: 95,
+        },
+        TableDef {
+            name: "probe_status",
+            aliases: &[],
+            schema: probe_status(),
+            budget_percent: 5,
+        },
+    ]
+}
+
+/// Formats a upid as Pixie does: the 128-bit value `(asid << 96) | (pid << 64) | start_ticks`
+/// as a UUID-like hex string, e.g. `00000001-0000-1a2b-0000-0000000f4240`.
+pub fn format_upid(asid: u32, pid: u32, start_ticks: u64) -> String {
+    let hi = (u64::from(asid) << 32) | u64::from(pid);
+    format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        hi >> 32,
+        (hi >> 16) & 0xffff,
+        hi & 0xffff,
+        start_ticks >> 48,
+        start_ticks & 0xffff_ffff_ffff
+    )
+}
+
+/// Parses [`format_upid`]'s output back to `(asid, pid, start_ticks)`.
+pub fn parse_upid(s: &str) -> Option<(u32, u32, u64)> {
+    let hex: String = s.chars().filter(|c| *c != '-').collect();
+    if hex.len() != 32 {
+        return None;
+    }
+    let hi = u64::from_str_radix(&hex[..16], 16).ok()?;
+    let lo = u64::from_str_radix(&hex[16..], 16).ok()?;
+    Some(((hi >> 32) as u32, hi as u32, lo))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upid_round_trips() {
+        let s = format_upid(1, 4242, 123_456_789);
+        assert_eq!(s.len(), 36);
+        assert_eq!(parse_upid(&s), Some((1, 4242, 123_456_789)));
+    }
+
+    #[test]
+    fn budgets_add_up_and_tables_start_with_time_and_upid() {
+        let defs = all_tables();
+        assert_eq!(defs.iter().map(|d| u32::from(d.budget_percent)).sum::<u32>(), 100);
+        for d in defs {
+            assert_eq!(d.schema.field(0).name(), "time_");
+            assert_eq!(d.schema.field(1).name(), "upid");
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! pxtop's eBPF probes: C programs (`bpf/*.bpf.c`) compiled by `build.rs` with clang-19,
+//! loaded and attached with aya. The only crate that imports aya.
+//!
+//! The socket tracer runs on syscall tracepoints only (this project must not require kprobes).
+//! Events are drained in batches through a borrowing callback rather than a `Stream` of owned
+//! events: the data bytes are read straight out of the ring buffer, so a captured request costs
+//! no allocation on its way to the parser.
+
+pub mod preflight;
+pub mod socket;
+
+pub use preflight::{PreflightError, preflight};
+pub use socket::{
+    CloseEvent, Counters, DataEvent, Direction, Event, OpenEvent, Role, SocketTracer,
+    TracerConfig, TracerError,
+};

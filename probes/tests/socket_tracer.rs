@@ -1,0 +1,112 @@
+//! Loads the real socket tracer into this kernel and checks what it reports for loopback
+//! traffic this test makes. Needs root: skipped with a reason outside CI, a failure in CI.
+
+use std::{
+    io::{Read, Write},
+    net::{TcpListener, TcpStream},
+    time::Duration,
+};
+
+use pxtop_probes::{Direction, Event, Role, SocketTracer, TracerConfig};
+
+fn may_run() -> bool {
+    match pxtop_probes::preflight() {
+        Ok(()) => true,
+        Err(e) if std::env::var_os("CI").is_none() => {
+            eprintln!("skipped: {e}");
+            false
+        }
+        Err(e) => panic!("CI must run the eBPF tests: {e}"),
+    }
+}
+
+#[derive(Default, Debug)]
+struct Seen {
+    client_open: Option<(u16, u16, Role)>,
+    server_open: Option<(u16, u16, Role)>,
+    egress: Vec<u8>,
+    ingress: Vec<u8>,
+    big_sizes: Vec<(u64, usize)>,
+    closes: usize,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn captures_loopback_tcp_with_roles_positions_and_truncation() {
+    if !may_run() {
+        return;
+    }
+    // NB: self_tgid 0 so this test process's own traffic is traced.
+    let cfg = TracerConfig {
+        capture_bytes: 4096,
+        ring_bytes: 8 << 20,
+        self_tgid: 0,
+    };
+    let mut tracer = SocketTracer::load(&cfg).expect("load the socket tracer");
+    assert!(tracer.attachments().iter().all(|a| a.error.is_none()), "{:?}", tracer.attachments());
+
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 5];
+        s.read_exact(&mut buf).unwrap();
+        s.write_all(b"world").unwrap();
+        let mut big = vec![0u8; 100_000];
+        s.read_exact(&mut big).unwrap();
+    });
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let client_port = c.local_addr().unwrap().port();
+    c.write_all(b"hello").unwrap();
+    let mut buf = [0u8; 5];
+    c.read_exact(&mut buf).unwrap();
+    c.write_all(&vec![b'x'; 100_000]).unwrap();
+    server.join().unwrap();
+    drop(c);
+
+    let mut seen = Seen::default();
+    let me = std::process::id();
+    for _ in 0..20 {
+        tracer
+            .next_batch(Duration::from_millis(50), |ev| match ev {
+                Event::Open(o) if o.tgid == me => {
+                    let t = (o.local.port(), o.remote.port(), o.role);
+                    if o.local.port() == client_port {
+                        seen.client_open = Some(t);
+                    } else if o.local.port() == port {
+                        seen.server_open = Some(t);
+                    }
+                }
+                Event::Data(d) if d.tgid == me => {
+                    if d.size >= 10_000 {
+                        seen.big_sizes.push((d.size, d.data.len()));
+                    } else if d.dir == Direction::Egress {
+                        seen.egress.extend_from_slice(d.data);
+                    } else {
+                        seen.ingress.extend_from_slice(d.data);
+                    }
+                }
+                Event::Close(c) if c.tgid == me => seen.closes += 1,
+                _ => {}
+            })
+            .await
+            .unwrap();
+        if seen.closes >= 1 && seen.client_open.is_some() && seen.server_open.is_some() {
+            break;
+        }
+    }
+    assert_eq!(seen.client_open, Some((client_port, port, Role::Client)), "{seen:?}");
+    assert_eq!(seen.server_open, Some((port, client_port, Role::Server)), "{seen:?}");
+    // Both ends are this process: each message is seen leaving one socket and entering another.
+    assert_eq!(seen.egress, b"helloworld");
+    assert_eq!(seen.ingress, b"helloworld");
+    assert!(
+        seen.big_sizes.iter().all(|(size, got)| *got as u64 <= 4096 && *got as u64 <= *size),
+        "{:?}",
+        seen.big_sizes
+    );
+    assert!(seen.closes >= 1);
+    let counters = tracer.counters();
+    assert!(counters.truncated >= 1, "{counters:?}");
+    assert_eq!(counters.lost, 0, "{counters:?}");
+    assert_eq!(counters.malformed, 0, "{counters:?}");
+}
