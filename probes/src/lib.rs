@@ -6,6 +6,7 @@
 //! events: the data bytes are read straight out of the ring buffer, so a captured request costs
 //! no allocation on its way to the parser.
 
+pub mod clock;
 pub mod preflight;
 pub mod socket;
 

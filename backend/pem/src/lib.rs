@@ -1,1 +1,233 @@
-//! placeholder
+//! The PEM: the per-node agent. Loads the probes, tracks connections, reassembles streams,
+//! infers protocols, parses and stitches requests with responses, and appends rows to the
+//! table store.
+#![forbid(unsafe_code)]
+
+pub mod ingest;
+
+use std::{sync::Arc, time::Duration};
+
+use parking_lot::Mutex;
+use pxtop_metadata::LocalMetadata;
+use pxtop_probes::{SocketTracer, TracerConfig};
+use pxtop_store::{ProbeStatusBuilder, ProbeStatusRow, Store, schema::format_upid};
+use tokio::{sync::watch, task::JoinHandle};
+
+pub use ingest::{ClientSide, Ingest, IngestConfig, IngestStats};
+
+/// How the PEM captures.
+#[derive(Debug, Clone)]
+pub struct PemConfig {
+    /// This node's id in upids (Pixie's asid).
+    pub asid: u32,
+    /// Bytes captured per syscall event at most; the true size is always recorded.
+    pub capture_bytes: u32,
+    /// Ring buffer size in bytes (a power of two).
+    pub ring_bytes: u32,
+    /// Bytes of each request/response body kept in tables (the true size is kept too).
+    pub body_limit: usize,
+    /// How often parsed rows are appended to the store.
+    pub flush_interval: Duration,
+    /// How often `probe_status` is sampled.
+    pub status_interval: Duration,
+    /// Which client-side records to keep.
+    pub client_side: ClientSide,
+}
+
+impl Default for PemConfig {
+    fn default() -> Self {
+        Self {
+            asid: 1,
+            capture_bytes: 16 * 1024,
+            ring_bytes: 32 << 20,
+            body_limit: 1024,
+            flush_interval: Duration::from_millis(100),
+            status_interval: Duration::from_secs(1),
+            client_side: ClientSide::RemoteOnly,
+        }
+    }
+}
+
+/// The health of one probe, for `Health` and the `probe_status` table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProbeHealth {
+    /// The probe's name, e.g. `socket_tracer`.
+    pub name: String,
+    /// Whether it is attached.
+    pub attached: bool,
+    /// Why it is not (or which of its tracepoints are not), if so.
+    pub error: Option<String>,
+    /// Events received from the kernel.
+    pub events: u64,
+    /// Events the kernel could not hand over (ring buffer full).
+    pub lost: u64,
+    /// Events whose bytes were cut to the capture cap.
+    pub truncated: u64,
+}
+
+/// Errors starting the PEM; each message names the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum PemError {
+    /// The probes could not be loaded or attached.
+    #[error(transparent)]
+    Probes(#[from] pxtop_probes::TracerError),
+    /// The host cannot run probes.
+    #[error(transparent)]
+    Preflight(#[from] pxtop_probes::PreflightError),
+}
+
+/// A running PEM.
+#[derive(Debug)]
+pub struct PemHandle {
+    health: Arc<Mutex<Vec<ProbeHealth>>>,
+    stats: Arc<Mutex<IngestStats>>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl PemHandle {
+    /// The probes' health and loss counters.
+    pub fn health(&self) -> Vec<ProbeHealth> {
+        self.health.lock().clone()
+    }
+
+    /// Ingest's counters (connections, gaps, rows).
+    pub fn ingest_stats(&self) -> IngestStats {
+        self.stats.lock().clone()
+    }
+
+    /// Detaches the probes and flushes what was parsed.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        if let Err(e) = self.task.await {
+            tracing::warn!(error = %e, "PEM task ended abnormally");
+        }
+    }
+}
+
+/// Checks that this host can run the probes (root or CAP_BPF+CAP_PERFMON, kernel BTF,
+/// tracefs), with a message that names the fix when it cannot.
+pub fn preflight() -> Result<(), PemError> {
+    Ok(pxtop_probes::preflight()?)
+}
+
+/// Loads and attaches the probes and starts ingest into `store`. Must run inside a tokio
+/// runtime.
+pub async fn start(
+    config: PemConfig,
+    store: Arc<Store>,
+    metadata: Arc<LocalMetadata>,
+) -> Result<PemHandle, PemError> {
+    let tracer = SocketTracer::load(&TracerConfig {
+        capture_bytes: config.capture_bytes,
+        ring_bytes: config.ring_bytes,
+        self_tgid: std::process::id(),
+    })?;
+    let failed: Vec<String> = tracer
+        .attachments()
+        .iter()
+        .filter_map(|a| a.error.as_ref().map(|e| format!("{}: {e}", a.tracepoint)))
+        .collect();
+    let health = Arc::new(Mutex::new(vec![ProbeHealth {
+        name: "socket_tracer".to_string(),
+        attached: true,
+        error: (!failed.is_empty()).then(|| failed.join("; ")),
+        ..ProbeHealth::default()
+    }]));
+    let stats = Arc::new(Mutex::new(IngestStats::default()));
+    let ingest = Ingest::new(
+        IngestConfig {
+            asid: config.asid,
+            body_limit: config.body_limit,
+            client_side: config.client_side,
+            ..IngestConfig::default()
+        },
+        metadata,
+    );
+    let (stop, stop_rx) = watch::channel(false);
+    let task = tokio::spawn(run_loop(
+        tracer,
+        ingest,
+        store,
+        config,
+        health.clone(),
+        stats.clone(),
+        stop_rx,
+    ));
+    Ok(PemHandle {
+        health,
+        stats,
+        stop,
+        task,
+    })
+}
+
+async fn run_loop(
+    mut tracer: SocketTracer,
+    mut ingest: Ingest,
+    store: Arc<Store>,
+    config: PemConfig,
+    health: Arc<Mutex<Vec<ProbeHealth>>>,
+    stats: Arc<Mutex<IngestStats>>,
+    stop: watch::Receiver<bool>,
+) {
+    // NB: a short drain tick; the kernel wakes us early only when the ring fills.
+    let tick = Duration::from_millis(10);
+    let mut last_flush = tokio::time::Instant::now();
+    let mut last_status = last_flush;
+    let upid = format_upid(config.asid, std::process::id(), 0);
+    loop {
+        let stopping = *stop.borrow();
+        if let Err(e) = tracer.next_batch(tick, |ev| ingest.handle(ev)).await {
+            tracing::error!(error = %e, "socket tracer read failed");
+            tokio::time::sleep(tick).await;
+        }
+        let now = tokio::time::Instant::now();
+        if stopping || now - last_flush >= config.flush_interval {
+            last_flush = now;
+            if let Err(e) = ingest.flush(&store) {
+                tracing::error!(error = %e, "appending rows failed");
+            }
+            *stats.lock() = ingest.stats();
+        }
+        if stopping || now - last_status >= config.status_interval {
+            last_status = now;
+            let c = tracer.counters();
+            let row = {
+                let mut h = health.lock();
+                if let Some(p) = h.first_mut() {
+                    p.events = c.events;
+                    p.lost = c.lost;
+                    p.truncated = c.truncated;
+                }
+                h.first().map(|p| ProbeStatusRow {
+                    time_ns: wall_clock_ns(),
+                    upid: upid.clone(),
+                    probe: p.name.clone(),
+                    attached: p.attached,
+                    error: p.error.clone().unwrap_or_default(),
+                    events: c.events as i64,
+                    lost: c.lost as i64,
+                    truncated: c.truncated as i64,
+                    bytes: c.bytes as i64,
+                })
+            };
+            if let Some(row) = row {
+                let mut b = ProbeStatusBuilder::with_capacity(1);
+                b.append(&row);
+                if let Err(e) = store.append("probe_status", b.finish()) {
+                    tracing::error!(error = %e, "appending probe_status failed");
+                }
+            }
+        }
+        if stopping {
+            return;
+        }
+    }
+}
+
+fn wall_clock_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}

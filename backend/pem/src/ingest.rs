@@ -1,0 +1,438 @@
+//! Ingest: socket tracer events → connections → per-direction streams → protocol parsers →
+//! rows in the table store.
+//!
+//! Pure apart from the store: no probes are needed to drive it, so tests replay events.
+
+use std::{collections::HashMap, net::SocketAddr, sync::Arc};
+
+use pxtop_metadata::LocalMetadata;
+use pxtop_probes::{CloseEvent, DataEvent, Direction, Event, OpenEvent, Role};
+use pxtop_protocols::{Chunk, MessageKind, Protocol, http1, infer::infer};
+use pxtop_store::{
+    HttpEvent, HttpEventsBuilder, Store,
+    schema::{content_type, format_upid, trace_role},
+};
+
+/// Which client-side records to keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClientSide {
+    /// Pixie's rule: keep a client's record only when the server is not on this node (where
+    /// its own server-side record already counts the request), so a request counts once.
+    #[default]
+    RemoteOnly,
+    /// Keep every client-side record.
+    All,
+}
+
+/// Ingest settings.
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    /// This node's id in upids.
+    pub asid: u32,
+    /// Bytes of bodies kept in tables.
+    pub body_limit: usize,
+    /// Which client-side records to keep.
+    pub client_side: ClientSide,
+    /// Add this to a monotonic timestamp to get ns since the epoch.
+    pub clock_offset_ns: i64,
+    /// Data events to look at before giving up on recognising a connection's protocol.
+    pub infer_attempts: u32,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            asid: 1,
+            body_limit: 1024,
+            client_side: ClientSide::RemoteOnly,
+            clock_offset_ns: pxtop_probes::clock::monotonic_to_realtime_offset(),
+            infer_attempts: 8,
+        }
+    }
+}
+
+/// Ingest's own counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IngestStats {
+    /// Connections tracked now.
+    pub conns: u64,
+    /// Data events handled.
+    pub data_events: u64,
+    /// Bytes the kernel did not hand over, by stream positions (capture cap, sendfile, loss).
+    pub gap_bytes: u64,
+    /// Data events that arrived behind bytes already seen (reordered or duplicated).
+    pub late_events: u64,
+    /// Connections given up on (no protocol recognised).
+    pub opaque_conns: u64,
+    /// Rows produced.
+    pub rows: u64,
+    /// Client-side rows dropped because the server side on this node records them.
+    pub client_rows_deduplicated: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct ConnKey {
+    tgid: u32,
+    fd: i32,
+    generation: u64,
+}
+
+#[derive(Debug)]
+enum ProtoState {
+    Unknown { attempts: u32 },
+    Opaque,
+    Http1 {
+        conn: Box<http1::Conn>,
+        /// The direction that carries requests, seen from this process.
+        requests: Direction,
+    },
+}
+
+#[derive(Debug)]
+struct Conn {
+    upid: String,
+    local: Option<SocketAddr>,
+    remote: Option<SocketAddr>,
+    role: Role,
+    /// Next expected stream offset per direction (egress, ingress); `None` until the parser
+    /// has taken a first chunk in that direction.
+    next_pos: [Option<u64>; 2],
+    proto: ProtoState,
+}
+
+fn dir_index(d: Direction) -> usize {
+    match d {
+        Direction::Egress => 0,
+        Direction::Ingress => 1,
+    }
+}
+
+/// Turns socket tracer events into table rows.
+#[derive(Debug)]
+pub struct Ingest {
+    config: IngestConfig,
+    metadata: Arc<LocalMetadata>,
+    conns: HashMap<ConnKey, Conn>,
+    /// Process start ticks by pid, as the kernel reported them.
+    starts: HashMap<u32, u64>,
+    local_ips: Vec<std::net::IpAddr>,
+    records: Vec<http1::Record>,
+    http: HttpEventsBuilder,
+    stats: IngestStats,
+}
+
+impl Ingest {
+    /// Ingest with `config`, naming processes in `metadata`.
+    pub fn new(config: IngestConfig, metadata: Arc<LocalMetadata>) -> Self {
+        Self {
+            config,
+            metadata,
+            conns: HashMap::new(),
+            starts: HashMap::new(),
+            local_ips: local_ips(),
+            records: Vec::new(),
+            http: HttpEventsBuilder::with_capacity(1024),
+            stats: IngestStats::default(),
+        }
+    }
+
+    /// Ingest's counters.
+    pub fn stats(&self) -> IngestStats {
+        IngestStats {
+            conns: self.conns.len() as u64,
+            ..self.stats.clone()
+        }
+    }
+
+    /// Handles one event.
+    pub fn handle(&mut self, ev: Event<'_>) {
+        match ev {
+            Event::Open(o) => self.open(o),
+            Event::Data(d) => self.data(d),
+            Event::Close(c) => self.close(c),
+        }
+    }
+
+    /// Appends the rows parsed so far to `store`. Returns how many.
+    pub fn flush(&mut self, store: &Store) -> Result<usize, pxtop_store::StoreError> {
+        let n = self.http.len();
+        if n > 0 {
+            store.append("http_events", self.http.finish())?;
+        }
+        Ok(n)
+    }
+
+    /// Rows parsed and not yet flushed.
+    pub fn pending_rows(&self) -> usize {
+        self.http.len()
+    }
+
+    fn open(&mut self, o: OpenEvent) {
+        let ticks = o.process_start_boottime_ns / (1_000_000_000 / pxtop_probes::clock::USER_HZ);
+        self.starts.insert(o.tgid, ticks);
+        self.metadata.observe(o.tgid, &o.comm);
+        let key = ConnKey {
+            tgid: o.tgid,
+            fd: o.fd,
+            generation: o.generation,
+        };
+        let conn = Conn {
+            upid: format_upid(self.config.asid, o.tgid, ticks),
+            local: Some(o.local),
+            remote: Some(o.remote),
+            role: o.role,
+            next_pos: [None, None],
+            proto: ProtoState::Unknown { attempts: 0 },
+        };
+        self.conns.insert(key, conn);
+    }
+
+    fn close(&mut self, c: CloseEvent) {
+        let key = ConnKey {
+            tgid: c.tgid,
+            fd: c.fd,
+            generation: c.generation,
+        };
+        if let Some(mut conn) = self.conns.remove(&key) {
+            if let ProtoState::Http1 { conn: h, .. } = &mut conn.proto {
+                h.close();
+            }
+            self.emit(&mut conn);
+        }
+    }
+
+    fn data(&mut self, d: DataEvent<'_>) {
+        self.stats.data_events += 1;
+        let key = ConnKey {
+            tgid: d.tgid,
+            fd: d.fd,
+            generation: d.generation,
+        };
+        let asid = self.config.asid;
+        let start = self.starts.get(&d.tgid).copied().unwrap_or(0);
+        // NB: the open event can be lost (ring full); the connection is still worth parsing.
+        let mut conn = self.conns.remove(&key).unwrap_or_else(|| Conn {
+            upid: format_upid(asid, d.tgid, start),
+            local: None,
+            remote: None,
+            role: d.role,
+            next_pos: [None, None],
+            proto: ProtoState::Unknown { attempts: 0 },
+        });
+        self.feed(&mut conn, &d);
+        self.emit(&mut conn);
+        self.conns.insert(key, conn);
+    }
+
+    fn feed(&mut self, conn: &mut Conn, d: &DataEvent<'_>) {
+        if let ProtoState::Unknown { attempts } = &mut conn.proto {
+            *attempts += 1;
+            let attempts = *attempts;
+            match infer(d.data) {
+                Some((Protocol::Http1, kind)) => {
+                    let requests = match (kind, d.dir) {
+                        (MessageKind::Request, dir) => dir,
+                        (MessageKind::Response, Direction::Egress) => Direction::Ingress,
+                        (MessageKind::Response, Direction::Ingress) => Direction::Egress,
+                    };
+                    if conn.role == Role::Unknown {
+                        conn.role = if requests == Direction::Egress {
+                            Role::Client
+                        } else {
+                            Role::Server
+                        };
+                    }
+                    conn.proto = ProtoState::Http1 {
+                        conn: Box::new(http1::Conn::new(http1::Limits {
+                            max_body: self.config.body_limit,
+                            ..http1::Limits::default()
+                        })),
+                        requests,
+                    };
+                }
+                Some(_) => conn.proto = ProtoState::Opaque,
+                None if attempts >= self.config.infer_attempts => {
+                    self.stats.opaque_conns += 1;
+                    conn.proto = ProtoState::Opaque;
+                }
+                None => return,
+            }
+        }
+        let ProtoState::Http1 { conn: h, requests } = &mut conn.proto else {
+            return;
+        };
+        let i = dir_index(d.dir);
+        let end = d.pos + d.size;
+        let expected = *conn.next_pos[i].get_or_insert(d.pos);
+        if end <= expected {
+            self.stats.late_events += 1;
+            return;
+        }
+        // Egress bytes start leaving at syscall entry; ingress bytes exist at exit.
+        let first_ts = match d.dir {
+            Direction::Egress => d.enter_ts,
+            Direction::Ingress => d.exit_ts,
+        };
+        let mut chunks: [Option<Chunk<'_>>; 3] = [None, None, None];
+        if d.pos > expected {
+            self.stats.gap_bytes += d.pos - expected;
+            chunks[0] = Some(Chunk::Gap {
+                len: d.pos - expected,
+                ts: first_ts,
+            });
+        }
+        // A late event partly overlapping what was seen: keep only the new bytes.
+        let skip = expected.saturating_sub(d.pos);
+        let captured = d.data.len() as u64;
+        if skip < captured {
+            chunks[1] = Some(Chunk::Data {
+                bytes: &d.data[skip as usize..],
+                first_ts,
+                last_ts: d.exit_ts,
+            });
+        }
+        let uncaptured = d.size - captured.max(skip);
+        if uncaptured > 0 && d.size > captured {
+            self.stats.gap_bytes += uncaptured;
+            chunks[2] = Some(Chunk::Gap {
+                len: uncaptured,
+                ts: d.exit_ts,
+            });
+        }
+        conn.next_pos[i] = Some(end);
+        let is_requests = d.dir == *requests;
+        for chunk in chunks.into_iter().flatten() {
+            if is_requests {
+                h.push_requests(chunk);
+            } else {
+                h.push_responses(chunk);
+            }
+        }
+    }
+
+    fn emit(&mut self, conn: &mut Conn) {
+        let ProtoState::Http1 { conn: h, .. } = &mut conn.proto else {
+            return;
+        };
+        h.drain(&mut self.records);
+        if h.upgraded() {
+            conn.proto = ProtoState::Opaque;
+        }
+        if self.records.is_empty() {
+            return;
+        }
+        let keep = match (self.config.client_side, conn.role) {
+            (ClientSide::RemoteOnly, Role::Client) => !conn
+                .remote
+                .is_some_and(|r| r.ip().is_loopback() || self.local_ips.contains(&r.ip())),
+            _ => true,
+        };
+        let records = std::mem::take(&mut self.records);
+        if !keep {
+            self.stats.client_rows_deduplicated += records.len() as u64;
+            self.records = records;
+            self.records.clear();
+            return;
+        }
+        for r in &records {
+            let row = to_row(r, conn, &self.config);
+            self.http.append(&row);
+            self.stats.rows += 1;
+        }
+        self.records = records;
+        self.records.clear();
+    }
+}
+
+fn to_row(r: &http1::Record, conn: &Conn, cfg: &IngestConfig) -> HttpEvent {
+    let (method, path) = match &r.req.start {
+        http1::Start::Request { method, path } => (method.clone(), path.clone()),
+        http1::Start::Response { .. } => (String::new(), String::new()),
+    };
+    let (status, reason) = match &r.resp.start {
+        http1::Start::Response { status, reason } => (i64::from(*status), reason.clone()),
+        http1::Start::Request { .. } => (0, String::new()),
+    };
+    let mut notes: Vec<&str> = r.req.notes.iter().map(String::as_str).collect();
+    notes.extend(r.resp.notes.iter().map(String::as_str));
+    let ctype = header(&r.resp.headers, "content-type")
+        .or_else(|| header(&r.req.headers, "content-type"))
+        .map_or(content_type::UNKNOWN, |v| {
+            if v.contains("grpc") {
+                content_type::GRPC
+            } else if v.contains("json") {
+                content_type::JSON
+            } else {
+                content_type::UNKNOWN
+            }
+        });
+    HttpEvent {
+        time_ns: r.resp.end_ts as i64 + cfg.clock_offset_ns,
+        upid: conn.upid.clone(),
+        remote_addr: conn.remote.map(|a| a.ip().to_string()).unwrap_or_default(),
+        remote_port: conn.remote.map_or(0, |a| i64::from(a.port())),
+        local_addr: conn.local.map(|a| a.ip().to_string()).unwrap_or_default(),
+        local_port: conn.local.map_or(0, |a| i64::from(a.port())),
+        trace_role: match conn.role {
+            Role::Client => trace_role::CLIENT,
+            Role::Server => trace_role::SERVER,
+            Role::Unknown => trace_role::UNKNOWN,
+        },
+        encrypted: false,
+        major_version: 1,
+        minor_version: i64::from(r.req.minor_version),
+        content_type: ctype,
+        req_headers: http1::headers_json(&r.req.headers),
+        req_method: method,
+        req_path: path,
+        req_body: body_text(&r.req.body, r.req.body_size, cfg.body_limit),
+        req_body_size: r.req.body_size as i64,
+        resp_headers: http1::headers_json(&r.resp.headers),
+        resp_status: status,
+        resp_message: reason,
+        resp_body: body_text(&r.resp.body, r.resp.body_size, cfg.body_limit),
+        resp_body_size: r.resp.body_size as i64,
+        latency: r.latency_ns() as i64,
+        px_info: notes.join("; "),
+    }
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+/// A body as table text: UTF-8 (lossy for binary), cut at `limit` bytes with Pixie's marker
+/// when the body was longer.
+fn body_text(body: &[u8], size: u64, limit: usize) -> String {
+    let kept = &body[..body.len().min(limit)];
+    let mut s = String::from_utf8_lossy(kept).into_owned();
+    if size > kept.len() as u64 {
+        s.push_str("... [TRUNCATED]");
+    }
+    s
+}
+
+fn local_ips() -> Vec<std::net::IpAddr> {
+    // NB: /proc/net/fib_trie marks each address of this host as "/32 host LOCAL" under the
+    // line that names it; no netlink needed. Loopback is checked separately.
+    let mut ips = Vec::new();
+    if let Ok(s) = std::fs::read_to_string("/proc/net/fib_trie") {
+        let mut last: Option<std::net::IpAddr> = None;
+        for line in s.lines() {
+            let t = line.trim();
+            if let Some(ip) = t.strip_prefix("|-- ").and_then(|x| x.parse().ok()) {
+                last = Some(ip);
+            } else if t.contains("/32 host LOCAL") {
+                if let Some(ip) = last.take() {
+                    if !ips.contains(&ip) {
+                        ips.push(ip);
+                    }
+                }
+            }
+        }
+    }
+    ips
+}

@@ -1,0 +1,355 @@
+//! `pxtop-bench`: capture cost figures, measured in one run with the modes alternating.
+//!
+//! - `overhead`: a loopback TCP request/response ping-pong (HTTP-shaped messages, so pxtopd
+//!   really parses them) timed with nothing attached, with bpftrace attaching empty programs
+//!   to the same syscall tracepoints (the floor any tracepoint design pays), and with pxtopd
+//!   capturing. Figure: pxtopd's added time per round trip / the floor's.
+//! - `wrk`: wrk → nginx on loopback, requests/s in the same three modes; with pxtopd, its CPU
+//!   seconds per captured request and captured / sent.
+//! - `pingpong`: the timed workload itself (run as a child so pxtopd traces it).
+//!
+//! Run as root after `cargo build --release --workspace --bins`:
+//! `target/release/pxtop-bench overhead` and `target/release/pxtop-bench wrk`.
+
+use std::{
+    io::{BufRead, BufReader, Read, Write},
+    net::{TcpListener, TcpStream},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use arrow::array::AsArray;
+use pxtop_e2e::nginx::Nginx;
+
+const REQ: &[u8] = b"GET /ping HTTP/1.1\r\nHost: bench\r\n\r\n";
+const RESP: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\npong";
+
+/// The syscall tracepoints pxtopd attaches, for the bpftrace floor.
+const SYSCALLS: &[&str] = &[
+    "read", "write", "recvfrom", "sendto", "readv", "writev", "recvmsg", "sendmsg", "connect",
+    "accept", "accept4", "sendfile64",
+];
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |name: &str, default: u64| -> u64 {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    match args.get(1).map(String::as_str) {
+        Some("pingpong") => {
+            let ns = pingpong(arg("--iters", 20_000))?;
+            println!("{ns:.1}");
+            Ok(())
+        }
+        Some("overhead") => overhead(arg("--rounds", 7) as usize, arg("--iters", 20_000)),
+        Some("wrk") => wrk(arg("--rounds", 3) as usize, arg("--seconds", 8)),
+        _ => {
+            eprintln!(
+                "usage: pxtop-bench overhead [--rounds 7] [--iters 20000]\n       \
+                 pxtop-bench wrk [--rounds 3] [--seconds 8]\n       \
+                 pxtop-bench pingpong [--iters 20000]\n\
+                 Run as root after `cargo build --release --workspace --bins`."
+            );
+            std::process::exit(2);
+        }
+    }
+}
+
+/// Median ns per round trip of `iters` request/response exchanges over loopback TCP.
+fn pingpong(iters: u64) -> anyhow::Result<f64> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let server = std::thread::spawn(move || -> anyhow::Result<()> {
+        let (mut s, _) = listener.accept()?;
+        s.set_nodelay(true)?;
+        let mut buf = [0u8; 256];
+        loop {
+            let mut got = 0;
+            while got < REQ.len() {
+                let n = s.read(&mut buf[got..])?;
+                if n == 0 {
+                    return Ok(());
+                }
+                got += n;
+            }
+            s.write_all(RESP)?;
+        }
+    });
+    let mut c = TcpStream::connect(addr)?;
+    c.set_nodelay(true)?;
+    let mut buf = [0u8; 256];
+    let mut one = |c: &mut TcpStream| -> anyhow::Result<()> {
+        c.write_all(REQ)?;
+        let mut got = 0;
+        while got < RESP.len() {
+            got += c.read(&mut buf[got..])?;
+        }
+        Ok(())
+    };
+    for _ in 0..1000 {
+        one(&mut c)?;
+    }
+    // Median of 20 slices, to shed the noise of a shared machine.
+    let slices = 20;
+    let per = (iters / slices).max(1);
+    let mut samples = Vec::new();
+    for _ in 0..slices {
+        let t0 = Instant::now();
+        for _ in 0..per {
+            one(&mut c)?;
+        }
+        samples.push(t0.elapsed().as_nanos() as f64 / per as f64);
+    }
+    drop(c);
+    let _ = server.join();
+    Ok(median(&mut samples))
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() { 0.0 } else { v[v.len() / 2] }
+}
+
+fn sibling(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let p = exe.with_file_name(name);
+    if !p.exists() {
+        bail!("{} not found: run `cargo build --release --workspace --bins` first", p.display());
+    }
+    Ok(p)
+}
+
+fn run_pingpong(iters: u64) -> anyhow::Result<f64> {
+    let out = Command::new(std::env::current_exe()?)
+        .args(["pingpong", "--iters", &iters.to_string()])
+        .output()?;
+    if !out.status.success() {
+        bail!("pingpong failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().parse()?)
+}
+
+/// bpftrace with empty programs on the same tracepoints; returns once they are attached.
+fn start_bpftrace() -> anyhow::Result<Child> {
+    let mut probes: Vec<String> = SYSCALLS
+        .iter()
+        .flat_map(|s| {
+            [
+                format!("tracepoint:syscalls:sys_enter_{s}"),
+                format!("tracepoint:syscalls:sys_exit_{s}"),
+            ]
+        })
+        .collect();
+    probes.push("tracepoint:syscalls:sys_enter_close".into());
+    let prog = format!("{} {{ }}", probes.join(",\n"));
+    let mut child = Command::new("bpftrace")
+        .args(["-e", &prog])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("bpftrace is not installed: run tools/setup-debian.sh")?;
+    let stdout = child.stdout.take().context("bpftrace stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    while let Some(line) = lines.next().transpose()? {
+        if line.starts_with("Attaching") {
+            std::thread::sleep(Duration::from_millis(500));
+            std::thread::spawn(move || for _ in lines {});
+            return Ok(child);
+        }
+    }
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut err);
+    }
+    bail!("bpftrace did not attach: {err}")
+}
+
+struct Pxtopd {
+    child: Child,
+    addr: String,
+    token: String,
+}
+
+fn start_pxtopd() -> anyhow::Result<Pxtopd> {
+    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let addr = format!("127.0.0.1:{port}");
+    let token = "bench-token".to_string();
+    let mut child = Command::new(sibling("pxtopd")?)
+        .args(["--listen", &addr])
+        .env("PXTOP_TOKEN", &token)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let stderr = child.stderr.take().context("pxtopd stderr")?;
+    let mut lines = BufReader::new(stderr).lines();
+    while let Some(line) = lines.next().transpose()? {
+        if line.contains("listening on") {
+            std::thread::spawn(move || for _ in lines {});
+            std::thread::sleep(Duration::from_millis(300));
+            return Ok(Pxtopd { child, addr, token });
+        }
+    }
+    bail!("pxtopd did not start (see its log above)")
+}
+
+impl Pxtopd {
+    fn cpu_seconds(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
+            .unwrap_or_default();
+        let after = stat.rsplit_once(')').map(|x| x.1).unwrap_or("");
+        let f: Vec<&str> = after.split_whitespace().collect();
+        let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        // Fields 14 and 15 (utime, stime) are 12 and 13 after the comm.
+        (ticks(11) + ticks(12)) / 100.0
+    }
+
+    fn stop(mut self) {
+        // SIGTERM for a graceful stop, then make sure.
+        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+        std::thread::sleep(Duration::from_millis(500));
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Rows captured for server port `port`, counted by the engine.
+    fn count_rows(&self, port: u16) -> anyhow::Result<i64> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        rt.block_on(async {
+            use pxtop_proto::v1::{
+                ExecuteScriptRequest, execute_script_response::Result as R,
+                pxtop_client::PxtopClient,
+            };
+            let mut client = PxtopClient::connect(format!("http://{}", self.addr)).await?;
+            let source = format!(
+                "let df = px::DataFrame(\"http_events\", \"\");\n\
+                 df = df.filter(df.local_port == {port});\n\
+                 px::display(df.agg(#{{ n: [\"latency\", \"count\"] }}), \"n\");\n"
+            );
+            let mut req = tonic::Request::new(ExecuteScriptRequest {
+                source,
+                ..Default::default()
+            });
+            req.metadata_mut()
+                .insert("authorization", format!("Bearer {}", self.token).parse()?);
+            let mut stream = client.execute_script(req).await?.into_inner();
+            while let Some(msg) = stream.message().await? {
+                if let Some(R::Batch(b)) = msg.result {
+                    let reader = arrow::ipc::reader::StreamReader::try_new(
+                        std::io::Cursor::new(b.arrow_ipc),
+                        None,
+                    )?;
+                    for batch in reader {
+                        let batch = batch?;
+                        if batch.num_rows() > 0 {
+                            let col = arrow::compute::cast(
+                                batch.column(0),
+                                &arrow::datatypes::DataType::Int64,
+                            )?;
+                            return Ok(col.as_primitive::<arrow::datatypes::Int64Type>().value(0));
+                        }
+                    }
+                }
+            }
+            Ok(0)
+        })
+    }
+}
+
+fn overhead(rounds: usize, iters: u64) -> anyhow::Result<()> {
+    let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds {
+        a.push(run_pingpong(iters)?);
+        let mut bt = start_bpftrace()?;
+        b.push(run_pingpong(iters)?);
+        let _ = bt.kill();
+        let _ = bt.wait();
+        let px = start_pxtopd()?;
+        c.push(run_pingpong(iters)?);
+        px.stop();
+        eprintln!(
+            "round {}: none {:.0} ns, bpftrace-empty {:.0} ns, pxtopd {:.0} ns",
+            round + 1,
+            a[round],
+            b[round],
+            c[round]
+        );
+    }
+    let (ma, mb, mc) = (median(&mut a), median(&mut b), median(&mut c));
+    let floor = mb - ma;
+    let added = mc - ma;
+    println!("round trip (median of {rounds} alternating rounds, {iters} round trips each):");
+    println!("  nothing attached         {ma:>8.0} ns");
+    println!("  bpftrace empty programs  {mb:>8.0} ns  (floor: +{floor:.0} ns)");
+    println!("  pxtopd capturing         {mc:>8.0} ns  (added: +{added:.0} ns)");
+    println!("  added / floor            {:>8.2}", added / floor);
+    Ok(())
+}
+
+fn run_wrk(port: u16, seconds: u64) -> anyhow::Result<(f64, u64)> {
+    let out = Command::new("wrk")
+        .args(["-t2", "-c32", &format!("-d{seconds}s")])
+        .arg(format!("http://127.0.0.1:{port}/status/200"))
+        .output()
+        .context("wrk is not installed: run tools/setup-debian.sh")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rps = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .with_context(|| format!("wrk output: {text}"))?;
+    let total = text
+        .lines()
+        .find(|l| l.contains("requests in"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    Ok((rps, total))
+}
+
+fn wrk(rounds: usize, seconds: u64) -> anyhow::Result<()> {
+    let nginx = Nginx::start()?;
+    let (mut a, mut b, mut c, mut cpu_per_req, mut fidelity) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds {
+        a.push(run_wrk(nginx.port, seconds)?.0);
+        let mut bt = start_bpftrace()?;
+        b.push(run_wrk(nginx.port, seconds)?.0);
+        let _ = bt.kill();
+        let _ = bt.wait();
+        let px = start_pxtopd()?;
+        let cpu0 = px.cpu_seconds();
+        let (rps, sent) = run_wrk(nginx.port, seconds)?;
+        // Let the last drain and flush land.
+        std::thread::sleep(Duration::from_millis(1500));
+        let cpu = px.cpu_seconds() - cpu0;
+        let captured = px.count_rows(nginx.port)?;
+        px.stop();
+        c.push(rps);
+        if captured > 0 {
+            cpu_per_req.push(cpu / captured as f64 * 1e6);
+        }
+        fidelity.push(captured as f64 / sent.max(1) as f64);
+        eprintln!(
+            "round {}: none {:.0} req/s, bpftrace-empty {:.0}, pxtopd {rps:.0} \
+             (sent {sent}, captured {captured}, pxtopd cpu {cpu:.2} s)",
+            round + 1,
+            a[round],
+            b[round]
+        );
+    }
+    let (ma, mb, mc) = (median(&mut a), median(&mut b), median(&mut c));
+    println!("wrk -t2 -c32 -> nginx on loopback (median of {rounds} alternating rounds of {seconds} s):");
+    println!("  nothing attached         {ma:>10.0} req/s");
+    println!("  bpftrace empty programs  {mb:>10.0} req/s  ({:.1}% of none)", mb / ma * 100.0);
+    println!("  pxtopd capturing         {mc:>10.0} req/s  ({:.1}% of none)", mc / ma * 100.0);
+    println!("  pxtopd CPU per captured request  {:.2} us", median(&mut cpu_per_req));
+    println!("  captured / sent                  {:.4}", median(&mut fidelity));
+    Ok(())
+}

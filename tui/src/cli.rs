@@ -1,0 +1,340 @@
+//! The command line: clap derive types whose doc comments are the `--help` text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Where `pxtop` looks for pxtopd unless told otherwise (pxtopd's default listen address).
+pub const DEFAULT_ADDR: &str = "http://127.0.0.1:50451";
+
+const EXAMPLES: &str = "\
+Examples:
+  pxtop                                 open the TUI against pxtopd at --addr
+  pxtop --local                         run the backend in this process and open the TUI
+  pxtop scripts                         list the bundled scripts and their arguments
+  pxtop run px/http_data -o json        print HTTP requests as JSON Lines
+  pxtop run px/http_data --arg start_time=-1m -o json | jq 'select(.resp_status >= 500)'
+  pxtop run ./my_script.rhai -o table   run a script file
+  pxtop tables -v                       list the tables, their sizes and columns
+
+Environment:
+  PXTOP_ADDR    same as --addr
+  PXTOP_TOKEN   bearer token sent to pxtopd (else the local token file pxtopd wrote)
+  PXTOP_LOG     log filter (e.g. debug); the TUI logs to a file, never to the screen
+  NO_COLOR      disable colours in the TUI";
+
+/// pxtop: see what your services are doing, from eBPF captures, in a terminal.
+///
+/// With no command, opens the live TUI: pick a script with `:`, watch its table refresh,
+/// press `?` for keys.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "pxtop", version, after_help = EXAMPLES)]
+pub struct Cli {
+    /// pxtopd's gRPC address (`host:port` is taken as `http://host:port`).
+    #[arg(long, env = "PXTOP_ADDR", default_value = DEFAULT_ADDR, value_name = "URL", global = true)]
+    pub addr: String,
+
+    /// Run the backend (capture + query service) embedded in this process, on 127.0.0.1:50451
+    /// (or a free port when that is taken), and use it instead of --addr.
+    #[arg(long, global = true)]
+    pub local: bool,
+
+    /// TUI colour theme: a bundled name (dark, light) or a path to a .toml file that overrides
+    /// only the styles it names.
+    #[arg(long, default_value = "dark", value_name = "NAME|PATH", global = true)]
+    pub theme: String,
+
+    /// Seconds between refreshes of the TUI's table.
+    #[arg(long, default_value_t = 2, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..=3600), global = true)]
+    pub refresh: u64,
+
+    /// What to do; with none, open the TUI.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Run a script once, print its output tables and exit (non-zero on error).
+    #[command(after_help = "\
+Examples:
+  pxtop run px/http_data -o json
+  pxtop run px/http_data --json --arg start_time=-30s
+  pxtop run ./errors.rhai -o csv > errors.csv
+
+JSON output is JSON Lines: one object per row, first key \"_tableName_\" (the output table),
+then the columns in order; time_ is integer nanoseconds since the Unix epoch.")]
+    Run(RunArgs),
+    /// List the scripts the backend offers, with descriptions and arguments.
+    Scripts(ListArgs),
+    /// List the backend's tables: rows, bytes, dropped rows (and columns with -v).
+    Tables(TablesArgs),
+}
+
+/// `pxtop run`'s arguments.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// A bundled script name (`px/http_data`) or a path to a `.rhai` file (a path ends in
+    /// `.rhai` or starts with `.` or `/`); a file's source is sent to the backend.
+    #[arg(value_name = "SCRIPT")]
+    pub script: String,
+
+    /// A script argument as NAME=VALUE; repeat for several (`pxtop scripts` lists them).
+    #[arg(long = "arg", value_name = "NAME=VALUE", value_parser = parse_script_arg)]
+    pub args: Vec<(String, String)>,
+
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+
+    /// Shorthand for `-o json`.
+    #[arg(long, conflicts_with = "output")]
+    pub json: bool,
+}
+
+impl RunArgs {
+    /// The output format after applying `--json`.
+    pub fn format(&self) -> OutputFormat {
+        if self.json {
+            OutputFormat::Json
+        } else {
+            self.output
+        }
+    }
+
+    /// What SCRIPT names: a file to read or a bundled script.
+    pub fn script_ref(&self) -> ScriptRef {
+        ScriptRef::parse(&self.script)
+    }
+}
+
+/// `pxtop scripts`' arguments.
+#[derive(Debug, Clone, Args)]
+pub struct ListArgs {
+    /// Print JSON Lines (one object per script) instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `pxtop tables`' arguments.
+#[derive(Debug, Clone, Args)]
+pub struct TablesArgs {
+    /// Also list every table's columns and types.
+    #[arg(short, long)]
+    pub verbose: bool,
+
+    /// Print JSON Lines (one object per table) instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `pxtop run`'s output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// JSON Lines, one object per row, `_tableName_` first (Pixie's `px run -o json`).
+    Json,
+    /// Aligned text tables, one per output table.
+    Table,
+    /// CSV with a header per output table, `_tableName_` as the first column.
+    Csv,
+}
+
+/// What `pxtop run SCRIPT` refers to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScriptRef {
+    /// A bundled script, by name.
+    Name(String),
+    /// A rhai file whose source is sent.
+    File(PathBuf),
+}
+
+impl ScriptRef {
+    /// Bundled names contain `/` too (`px/http_data`), so only an explicit-looking path is a
+    /// file: one ending in `.rhai` or starting with `.` or `/`.
+    pub fn parse(s: &str) -> ScriptRef {
+        if s.ends_with(".rhai") || s.starts_with('.') || s.starts_with('/') {
+            ScriptRef::File(PathBuf::from(s))
+        } else {
+            ScriptRef::Name(s.to_owned())
+        }
+    }
+}
+
+/// Parses `--arg NAME=VALUE`.
+fn parse_script_arg(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((name, value)) if !name.trim().is_empty() => {
+            Ok((name.trim().to_owned(), value.to_owned()))
+        }
+        _ => Err(format!(
+            "expected NAME=VALUE, got '{s}' (for example --arg start_time=-5m)"
+        )),
+    }
+}
+
+/// Turns `host:port` into `http://host:port`; leaves URLs with a scheme alone.
+pub fn normalize_addr(addr: &str) -> String {
+    if addr.contains("://") {
+        addr.to_owned()
+    } else {
+        format!("http://{addr}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("pxtop").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn no_command_opens_the_tui_with_defaults() {
+        let cli = parse(&[]).unwrap();
+        assert!(cli.command.is_none());
+        assert!(!cli.local);
+        assert_eq!(cli.theme, "dark");
+        assert_eq!(cli.refresh, 2);
+        // PXTOP_ADDR may be set in a developer's shell; the default applies only without it.
+        if std::env::var_os("PXTOP_ADDR").is_none() {
+            assert_eq!(cli.addr, DEFAULT_ADDR);
+        }
+    }
+
+    #[test]
+    fn global_flags_parse_before_and_after_the_command() {
+        let cli = parse(&["--local", "--theme", "light", "--refresh", "5"]).unwrap();
+        assert!(cli.local);
+        assert_eq!(cli.theme, "light");
+        assert_eq!(cli.refresh, 5);
+
+        let cli = parse(&["run", "px/http_data", "--addr", "10.0.0.1:1234"]).unwrap();
+        assert_eq!(cli.addr, "10.0.0.1:1234");
+    }
+
+    #[test]
+    fn refresh_is_range_checked() {
+        let err = parse(&["--refresh", "0"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+        assert!(parse(&["--refresh", "abc"]).is_err());
+    }
+
+    #[test]
+    fn run_parses_args_and_output() {
+        let cli = parse(&[
+            "run",
+            "px/http_data",
+            "--arg",
+            "start_time=-1m",
+            "--arg",
+            "filter=a=b",
+            "-o",
+            "csv",
+        ])
+        .unwrap();
+        let Some(Command::Run(run)) = cli.command else {
+            panic!("expected run, got {:?}", cli.command);
+        };
+        assert_eq!(run.script_ref(), ScriptRef::Name("px/http_data".into()));
+        assert_eq!(
+            run.args,
+            vec![
+                ("start_time".into(), "-1m".into()),
+                ("filter".into(), "a=b".into())
+            ]
+        );
+        assert_eq!(run.format(), OutputFormat::Csv);
+    }
+
+    #[test]
+    fn run_defaults_to_table_and_json_flag_means_json() {
+        let Some(Command::Run(run)) = parse(&["run", "px/x"]).unwrap().command else {
+            panic!("expected run");
+        };
+        assert_eq!(run.format(), OutputFormat::Table);
+        let Some(Command::Run(run)) = parse(&["run", "px/x", "--json"]).unwrap().command else {
+            panic!("expected run");
+        };
+        assert_eq!(run.format(), OutputFormat::Json);
+        // Contradicting formats are refused rather than silently picking one.
+        let err = parse(&["run", "px/x", "--json", "-o", "table"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+    }
+
+    #[test]
+    fn bad_script_args_name_the_expected_form() {
+        let err = parse(&["run", "px/x", "--arg", "novalue"]).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("expected NAME=VALUE, got 'novalue'"), "{msg}");
+        assert!(parse(&["run", "px/x", "--arg", "=v"]).is_err());
+    }
+
+    #[test]
+    fn unknown_output_format_is_rejected() {
+        let err = parse(&["run", "px/x", "-o", "yaml"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::InvalidValue);
+    }
+
+    #[test]
+    fn script_paths_and_names_are_told_apart() {
+        assert_eq!(
+            ScriptRef::parse("./a.rhai"),
+            ScriptRef::File("./a.rhai".into())
+        );
+        assert_eq!(
+            ScriptRef::parse("/tmp/x"),
+            ScriptRef::File("/tmp/x".into())
+        );
+        assert_eq!(
+            ScriptRef::parse("mine/slow.rhai"),
+            ScriptRef::File("mine/slow.rhai".into())
+        );
+        assert_eq!(
+            ScriptRef::parse("px/http_data"),
+            ScriptRef::Name("px/http_data".into())
+        );
+    }
+
+    #[test]
+    fn tables_and_scripts_flags() {
+        let Some(Command::Tables(t)) = parse(&["tables", "-v"]).unwrap().command else {
+            panic!("expected tables");
+        };
+        assert!(t.verbose && !t.json);
+        let Some(Command::Scripts(s)) = parse(&["scripts", "--json"]).unwrap().command else {
+            panic!("expected scripts");
+        };
+        assert!(s.json);
+    }
+
+    #[test]
+    fn help_teaches_with_examples() {
+        let help = Cli::command().render_long_help().to_string();
+        assert!(help.contains("pxtop run px/http_data -o json"), "{help}");
+        assert!(help.contains("PXTOP_TOKEN"), "{help}");
+        let mut cmd = Cli::command();
+        let run_help = cmd
+            .find_subcommand_mut("run")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        assert!(run_help.contains("_tableName_"), "{run_help}");
+        assert!(run_help.contains("--arg <NAME=VALUE>"), "{run_help}");
+    }
+
+    #[test]
+    fn addresses_get_a_scheme() {
+        assert_eq!(normalize_addr("127.0.0.1:1"), "http://127.0.0.1:1");
+        assert_eq!(normalize_addr("https://x:443"), "https://x:443");
+    }
+}

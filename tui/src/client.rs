@@ -1,0 +1,489 @@
+//! The gRPC client for pxtopd: bearer-token interceptor, script execution with Arrow IPC
+//! decoding (batches of one output table concatenated in arrival order), and errors that carry
+//! a hint naming the fix.
+
+use std::collections::HashMap;
+use std::io::Cursor;
+use std::time::Duration;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use arrow::error::ArrowError;
+use arrow::ipc::reader::StreamReader;
+use pxtop_proto::v1::execute_script_response::Result as ResponseResult;
+use pxtop_proto::v1::pxtop_client::PxtopClient;
+use pxtop_proto::v1::{
+    ExecuteScriptRequest, ExecutionStats, ListScriptsRequest, ListTablesRequest, ScriptInfo,
+    TableInfo,
+};
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+
+/// How long to wait for the TCP (and HTTP/2) connection before giving up.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Failures talking to pxtopd.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// `--addr` is not a URL tonic accepts.
+    #[error("invalid address '{addr}': {source} (expected a URL like http://127.0.0.1:50451)")]
+    InvalidAddr {
+        /// The address as given.
+        addr: String,
+        /// Why it was refused.
+        source: tonic::transport::Error,
+    },
+    /// The token cannot be sent as an HTTP header value.
+    #[error(
+        "the token is not a valid header value (it must be visible ASCII): fix PXTOP_TOKEN or the token file"
+    )]
+    InvalidToken,
+    /// The RPC failed.
+    #[error("{}", rpc_message(.addr, .status))]
+    Rpc {
+        /// The server address.
+        addr: String,
+        /// The gRPC status.
+        status: Status,
+    },
+    /// A result batch could not be decoded.
+    #[error("cannot decode result table '{table}' from the server: {source}")]
+    Decode {
+        /// The output table's name.
+        table: String,
+        /// Arrow's error.
+        source: ArrowError,
+    },
+}
+
+impl ClientError {
+    /// What the user should do about this error, when there is an obvious fix.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            ClientError::Rpc { status, .. } if is_connection_refused(status) => Some(
+                "is pxtopd running? start it with `pxtopd` or use `pxtop --local`",
+            ),
+            ClientError::Rpc { status, .. } if status.code() == Code::Unauthenticated => {
+                Some("set PXTOP_TOKEN to the token pxtopd uses")
+            }
+            _ => None,
+        }
+    }
+
+    /// The message and, if any, the hint on one line (for the TUI's status bar).
+    pub fn one_line(&self) -> String {
+        match self.hint() {
+            Some(hint) => format!("{self} ({hint})"),
+            None => self.to_string(),
+        }
+    }
+}
+
+fn rpc_message(addr: &str, status: &Status) -> String {
+    if is_connection_refused(status) {
+        return format!("cannot connect to pxtopd at {addr}: connection refused");
+    }
+    let msg = status.message();
+    let msg = if msg.is_empty() {
+        "no message"
+    } else {
+        msg.trim_end()
+    };
+    match status.code() {
+        Code::Unavailable => {
+            // Transport failures carry their cause in the source chain, not the message.
+            let cause = source_chain(status);
+            if cause.is_empty() {
+                format!("pxtopd at {addr} is unavailable: {msg}")
+            } else {
+                format!("pxtopd at {addr} is unavailable: {msg}: {cause}")
+            }
+        }
+        Code::Unauthenticated => format!("pxtopd at {addr} refused the token: {msg}"),
+        _ => msg.to_owned(),
+    }
+}
+
+fn source_chain(status: &Status) -> String {
+    let mut parts = Vec::new();
+    let mut source = std::error::Error::source(status);
+    while let Some(err) = source {
+        parts.push(err.to_string());
+        source = err.source();
+    }
+    parts.join(": ")
+}
+
+fn is_connection_refused(status: &Status) -> bool {
+    if status.code() != Code::Unavailable {
+        return false;
+    }
+    let mut source = std::error::Error::source(status);
+    while let Some(err) = source {
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            return true;
+        }
+        source = err.source();
+    }
+    // Some transports flatten the io::Error into text.
+    status.message().contains("Connection refused")
+}
+
+/// Adds `authorization: Bearer <token>` to every request.
+#[derive(Debug, Clone)]
+pub struct AuthInterceptor {
+    header: Option<MetadataValue<Ascii>>,
+}
+
+impl AuthInterceptor {
+    /// An interceptor sending `token`, or nothing when there is none.
+    pub fn new(token: Option<&str>) -> Result<Self, ClientError> {
+        let header = token
+            .map(|t| {
+                format!("Bearer {t}")
+                    .parse::<MetadataValue<Ascii>>()
+                    .map_err(|_| ClientError::InvalidToken)
+            })
+            .transpose()?;
+        Ok(AuthInterceptor { header })
+    }
+}
+
+impl Interceptor for AuthInterceptor {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        if let Some(value) = &self.header {
+            request
+                .metadata_mut()
+                .insert(pxtop_proto::AUTH_HEADER, value.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// One output table of a script: every batch that arrived under its name, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResultTable {
+    /// The name given to `px::display`.
+    pub name: String,
+    /// The widget spec, as JSON.
+    pub widget_json: String,
+    /// The table's schema (from its first IPC stream).
+    pub schema: SchemaRef,
+    /// The record batches, in arrival order.
+    pub batches: Vec<RecordBatch>,
+}
+
+impl ResultTable {
+    /// Rows over all batches.
+    pub fn num_rows(&self) -> usize {
+        self.batches.iter().map(RecordBatch::num_rows).sum()
+    }
+}
+
+/// Everything a script run returned.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct QueryResult {
+    /// Output tables, in order of first appearance.
+    pub tables: Vec<ResultTable>,
+    /// The final statistics message, if the server sent one.
+    pub stats: Option<ExecutionStats>,
+}
+
+impl QueryResult {
+    /// Decodes one `TableBatch` (a complete Arrow IPC stream) and appends it to its table.
+    pub fn push_ipc(
+        &mut self,
+        table_name: &str,
+        widget_json: &str,
+        arrow_ipc: &[u8],
+    ) -> Result<(), ClientError> {
+        let decode = |source| ClientError::Decode {
+            table: table_name.to_owned(),
+            source,
+        };
+        let reader = StreamReader::try_new(Cursor::new(arrow_ipc), None).map_err(decode)?;
+        let schema = reader.schema();
+        let batches = reader.collect::<Result<Vec<_>, _>>().map_err(decode)?;
+        match self.tables.iter_mut().find(|t| t.name == table_name) {
+            Some(table) => {
+                if table.schema.fields() != schema.fields() {
+                    return Err(decode(ArrowError::SchemaError(format!(
+                        "a later part of table '{table_name}' has a different schema"
+                    ))));
+                }
+                table.batches.extend(batches);
+            }
+            None => self.tables.push(ResultTable {
+                name: table_name.to_owned(),
+                widget_json: widget_json.to_owned(),
+                schema,
+                batches,
+            }),
+        }
+        Ok(())
+    }
+
+    /// Rows over all tables.
+    pub fn num_rows(&self) -> usize {
+        self.tables.iter().map(ResultTable::num_rows).sum()
+    }
+}
+
+/// A script to execute: a bundled name or inline source, plus arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScriptSource {
+    /// A bundled script such as `px/http_data`.
+    Name(String),
+    /// Rhai source text.
+    Source(String),
+}
+
+/// A connection to pxtopd. Cheap to clone (clones share the HTTP/2 channel).
+#[derive(Debug, Clone)]
+pub struct Client {
+    addr: String,
+    inner: PxtopClient<InterceptedService<Channel, AuthInterceptor>>,
+}
+
+impl Client {
+    /// A client for `addr` sending `token`. Connects lazily: a down server shows up as an
+    /// error on the first call, with a hint.
+    pub fn new(addr: &str, token: Option<&str>) -> Result<Self, ClientError> {
+        let endpoint = Endpoint::from_shared(addr.to_owned())
+            .map_err(|source| ClientError::InvalidAddr {
+                addr: addr.to_owned(),
+                source,
+            })?
+            .connect_timeout(CONNECT_TIMEOUT);
+        let channel = endpoint.connect_lazy();
+        let inner = PxtopClient::with_interceptor(channel, AuthInterceptor::new(token)?)
+            // Result tables can be large; the server splits them, but be generous anyway.
+            .max_decoding_message_size(256 * 1024 * 1024);
+        Ok(Client {
+            addr: addr.to_owned(),
+            inner,
+        })
+    }
+
+    /// The address this client talks to.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    fn rpc_error(&self, status: Status) -> ClientError {
+        ClientError::Rpc {
+            addr: self.addr.clone(),
+            status,
+        }
+    }
+
+    /// Runs a script and collects every output table.
+    pub async fn execute(
+        &mut self,
+        script: &ScriptSource,
+        args: HashMap<String, String>,
+    ) -> Result<QueryResult, ClientError> {
+        let (name, source) = match script {
+            ScriptSource::Name(n) => (n.clone(), String::new()),
+            ScriptSource::Source(s) => (String::new(), s.clone()),
+        };
+        let request = ExecuteScriptRequest { name, source, args };
+        let mut stream = self
+            .inner
+            .execute_script(request)
+            .await
+            .map_err(|s| self.rpc_error(s))?
+            .into_inner();
+        let mut result = QueryResult::default();
+        while let Some(message) = stream.message().await.map_err(|s| self.rpc_error(s))? {
+            match message.result {
+                Some(ResponseResult::Batch(batch)) => {
+                    result.push_ipc(&batch.table_name, &batch.widget_json, &batch.arrow_ipc)?;
+                }
+                Some(ResponseResult::Stats(stats)) => result.stats = Some(stats),
+                None => {}
+            }
+        }
+        Ok(result)
+    }
+
+    /// The scripts the backend offers.
+    pub async fn list_scripts(&mut self) -> Result<Vec<ScriptInfo>, ClientError> {
+        let response = self
+            .inner
+            .list_scripts(ListScriptsRequest {})
+            .await
+            .map_err(|s| self.rpc_error(s))?;
+        Ok(response.into_inner().scripts)
+    }
+
+    /// The backend's tables.
+    pub async fn list_tables(&mut self) -> Result<Vec<TableInfo>, ClientError> {
+        let response = self
+            .inner
+            .list_tables(ListTablesRequest {})
+            .await
+            .map_err(|s| self.rpc_error(s))?;
+        Ok(response.into_inner().tables)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use arrow::ipc::writer::StreamWriter;
+
+    use super::*;
+
+    /// Encodes `batches` (all of `schema`) as one Arrow IPC stream, as the server does.
+    pub(crate) fn ipc(schema: &SchemaRef, batches: &[RecordBatch]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut w = StreamWriter::try_new(&mut out, schema).unwrap();
+        for b in batches {
+            w.write(b).unwrap();
+        }
+        w.finish().unwrap();
+        drop(w);
+        out
+    }
+
+    fn batch(ids: &[i64], names: &[&str]) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("name", DataType::Utf8, true),
+        ]));
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int64Array::from(ids.to_vec())),
+                Arc::new(StringArray::from(names.to_vec())),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn parts_of_a_table_are_concatenated_in_order() {
+        let a = batch(&[1, 2], &["a", "b"]);
+        let b = batch(&[3], &["c"]);
+        let other = batch(&[9], &["z"]);
+        let mut r = QueryResult::default();
+        r.push_ipc("t", "{}", &ipc(&a.schema(), &[a.clone()]))
+            .unwrap();
+        r.push_ipc("other", "{}", &ipc(&other.schema(), &[other.clone()]))
+            .unwrap();
+        r.push_ipc("t", "{}", &ipc(&b.schema(), &[b.clone()]))
+            .unwrap();
+        // A schema-only stream (an empty part) adds nothing but is accepted.
+        r.push_ipc("t", "{}", &ipc(&a.schema(), &[])).unwrap();
+        assert_eq!(r.tables.len(), 2);
+        assert_eq!(r.tables[0].name, "t");
+        assert_eq!(r.tables[0].batches, vec![a, b]);
+        assert_eq!(r.tables[1].name, "other");
+        assert_eq!(r.num_rows(), 4);
+    }
+
+    #[test]
+    fn empty_table_keeps_its_schema() {
+        let a = batch(&[], &[]);
+        let mut r = QueryResult::default();
+        r.push_ipc("t", "{\"widget\":\"table\"}", &ipc(&a.schema(), &[]))
+            .unwrap();
+        assert_eq!(r.tables[0].schema, a.schema());
+        assert_eq!(r.tables[0].widget_json, "{\"widget\":\"table\"}");
+        assert_eq!(r.num_rows(), 0);
+    }
+
+    #[test]
+    fn garbage_ipc_names_the_table() {
+        let mut r = QueryResult::default();
+        let err = r.push_ipc("http_data", "", b"not arrow").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("cannot decode result table 'http_data'"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn mismatched_schemas_are_refused() {
+        let a = batch(&[1], &["a"]);
+        let other = Arc::new(Schema::new(vec![Field::new("x", DataType::Utf8, true)]));
+        let mut r = QueryResult::default();
+        r.push_ipc("t", "", &ipc(&a.schema(), &[a.clone()])).unwrap();
+        assert!(r.push_ipc("t", "", &ipc(&other, &[])).is_err());
+    }
+
+    #[test]
+    fn interceptor_sets_the_bearer_header() {
+        let mut i = AuthInterceptor::new(Some("s3cret")).unwrap();
+        let req = i.call(tonic::Request::new(())).unwrap();
+        assert_eq!(
+            req.metadata().get(pxtop_proto::AUTH_HEADER).unwrap(),
+            "Bearer s3cret"
+        );
+        let mut none = AuthInterceptor::new(None).unwrap();
+        let req = none.call(tonic::Request::new(())).unwrap();
+        assert!(req.metadata().get(pxtop_proto::AUTH_HEADER).is_none());
+        assert!(matches!(
+            AuthInterceptor::new(Some("bad\ntoken")),
+            Err(ClientError::InvalidToken)
+        ));
+    }
+
+    #[test]
+    fn unauthenticated_errors_hint_at_the_token() {
+        let err = ClientError::Rpc {
+            addr: "http://x:1".into(),
+            status: Status::unauthenticated("missing bearer token"),
+        };
+        assert_eq!(
+            err.to_string(),
+            "pxtopd at http://x:1 refused the token: missing bearer token"
+        );
+        assert_eq!(err.hint(), Some("set PXTOP_TOKEN to the token pxtopd uses"));
+        let other = ClientError::Rpc {
+            addr: "http://x:1".into(),
+            status: Status::invalid_argument("line 3: unknown column 'foo'"),
+        };
+        assert_eq!(other.to_string(), "line 3: unknown column 'foo'");
+        assert_eq!(other.hint(), None);
+    }
+
+    #[tokio::test]
+    async fn connection_refused_hints_at_starting_pxtopd() {
+        // Bind then drop to get a port nothing listens on.
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let addr = format!("http://127.0.0.1:{port}");
+        let mut client = Client::new(&addr, None).unwrap();
+        let err = client.list_scripts().await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("cannot connect to pxtopd at {addr}: connection refused")
+        );
+        assert_eq!(
+            err.hint(),
+            Some("is pxtopd running? start it with `pxtopd` or use `pxtop --local`")
+        );
+    }
+
+    #[test]
+    fn invalid_addresses_are_named() {
+        let err = Client::new("not a url", None).unwrap_err();
+        assert!(
+            err.to_string().starts_with("invalid address 'not a url'"),
+            "{err}"
+        );
+    }
+}
