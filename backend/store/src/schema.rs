@@ -161,7 +161,12 @@ mod tests {
     #[test]
     fn budgets_add_up_and_tables_start_with_time_and_upid() {
         let defs = all_tables();
-        assert_eq!(defs.iter().map(|d| u32::from(d.budget_percent)).sum::<u32>(), 100);
+        assert_eq!(
+            defs.iter()
+                .map(|d| u32::from(d.budget_percent))
+                .sum::<u32>(),
+            100
+        );
         for d in defs {
             assert_eq!(d.schema.field(0).name(), "time_");
             assert_eq!(d.schema.field(1).name(), "upid");

@@ -1,0 +1,286 @@
+//! Row types and builders for the tables the agent writes, so producers fill typed structs
+//! instead of juggling Arrow builders and column order.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BooleanBuilder, Int64Builder, RecordBatch, StringBuilder, TimestampNanosecondBuilder,
+};
+
+use crate::schema;
+
+/// One `http_events` row.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HttpEvent {
+    /// When the response completed, ns since the Unix epoch.
+    pub time_ns: i64,
+    /// The traced process.
+    pub upid: String,
+    /// Peer address.
+    pub remote_addr: String,
+    /// Peer port.
+    pub remote_port: i64,
+    /// This side's address.
+    pub local_addr: String,
+    /// This side's port.
+    pub local_port: i64,
+    /// [`schema::trace_role`].
+    pub trace_role: i64,
+    /// Whether the bytes were captured from a TLS library (plaintext).
+    pub encrypted: bool,
+    /// HTTP major version.
+    pub major_version: i64,
+    /// HTTP minor version.
+    pub minor_version: i64,
+    /// [`schema::content_type`].
+    pub content_type: i64,
+    /// Request headers as a JSON object.
+    pub req_headers: String,
+    /// Request method.
+    pub req_method: String,
+    /// Request target.
+    pub req_path: String,
+    /// Request body (cut, marked when cut).
+    pub req_body: String,
+    /// True request body size.
+    pub req_body_size: i64,
+    /// Response headers as a JSON object.
+    pub resp_headers: String,
+    /// Status code.
+    pub resp_status: i64,
+    /// Reason phrase.
+    pub resp_message: String,
+    /// Response body (cut, marked when cut).
+    pub resp_body: String,
+    /// True response body size.
+    pub resp_body_size: i64,
+    /// Request start to response end, ns.
+    pub latency: i64,
+    /// Parser notes (gaps, resyncs).
+    pub px_info: String,
+}
+
+/// Column builders for `http_events`.
+#[derive(Debug)]
+pub struct HttpEventsBuilder {
+    time: TimestampNanosecondBuilder,
+    upid: StringBuilder,
+    remote_addr: StringBuilder,
+    remote_port: Int64Builder,
+    local_addr: StringBuilder,
+    local_port: Int64Builder,
+    trace_role: Int64Builder,
+    encrypted: BooleanBuilder,
+    major_version: Int64Builder,
+    minor_version: Int64Builder,
+    content_type: Int64Builder,
+    req_headers: StringBuilder,
+    req_method: StringBuilder,
+    req_path: StringBuilder,
+    req_body: StringBuilder,
+    req_body_size: Int64Builder,
+    resp_headers: StringBuilder,
+    resp_status: Int64Builder,
+    resp_message: StringBuilder,
+    resp_body: StringBuilder,
+    resp_body_size: Int64Builder,
+    latency: Int64Builder,
+    px_info: StringBuilder,
+    len: usize,
+}
+
+fn strings(n: usize) -> StringBuilder {
+    StringBuilder::with_capacity(n, n * 16)
+}
+
+impl HttpEventsBuilder {
+    /// Builders sized for `n` rows.
+    pub fn with_capacity(n: usize) -> Self {
+        Self {
+            time: TimestampNanosecondBuilder::with_capacity(n),
+            upid: strings(n),
+            remote_addr: strings(n),
+            remote_port: Int64Builder::with_capacity(n),
+            local_addr: strings(n),
+            local_port: Int64Builder::with_capacity(n),
+            trace_role: Int64Builder::with_capacity(n),
+            encrypted: BooleanBuilder::with_capacity(n),
+            major_version: Int64Builder::with_capacity(n),
+            minor_version: Int64Builder::with_capacity(n),
+            content_type: Int64Builder::with_capacity(n),
+            req_headers: strings(n),
+            req_method: strings(n),
+            req_path: strings(n),
+            req_body: strings(n),
+            req_body_size: Int64Builder::with_capacity(n),
+            resp_headers: strings(n),
+            resp_status: Int64Builder::with_capacity(n),
+            resp_message: strings(n),
+            resp_body: strings(n),
+            resp_body_size: Int64Builder::with_capacity(n),
+            latency: Int64Builder::with_capacity(n),
+            px_info: strings(n),
+            len: 0,
+        }
+    }
+
+    /// Adds one row.
+    pub fn append(&mut self, r: &HttpEvent) {
+        self.time.append_value(r.time_ns);
+        self.upid.append_value(&r.upid);
+        self.remote_addr.append_value(&r.remote_addr);
+        self.remote_port.append_value(r.remote_port);
+        self.local_addr.append_value(&r.local_addr);
+        self.local_port.append_value(r.local_port);
+        self.trace_role.append_value(r.trace_role);
+        self.encrypted.append_value(r.encrypted);
+        self.major_version.append_value(r.major_version);
+        self.minor_version.append_value(r.minor_version);
+        self.content_type.append_value(r.content_type);
+        self.req_headers.append_value(&r.req_headers);
+        self.req_method.append_value(&r.req_method);
+        self.req_path.append_value(&r.req_path);
+        self.req_body.append_value(&r.req_body);
+        self.req_body_size.append_value(r.req_body_size);
+        self.resp_headers.append_value(&r.resp_headers);
+        self.resp_status.append_value(r.resp_status);
+        self.resp_message.append_value(&r.resp_message);
+        self.resp_body.append_value(&r.resp_body);
+        self.resp_body_size.append_value(r.resp_body_size);
+        self.latency.append_value(r.latency);
+        self.px_info.append_value(&r.px_info);
+        self.len += 1;
+    }
+
+    /// Rows added since the last [`HttpEventsBuilder::finish`].
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no rows were added since the last finish.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The rows as a batch; the builder is empty afterwards.
+    pub fn finish(&mut self) -> RecordBatch {
+        self.len = 0;
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(self.time.finish()),
+            Arc::new(self.upid.finish()),
+            Arc::new(self.remote_addr.finish()),
+            Arc::new(self.remote_port.finish()),
+            Arc::new(self.local_addr.finish()),
+            Arc::new(self.local_port.finish()),
+            Arc::new(self.trace_role.finish()),
+            Arc::new(self.encrypted.finish()),
+            Arc::new(self.major_version.finish()),
+            Arc::new(self.minor_version.finish()),
+            Arc::new(self.content_type.finish()),
+            Arc::new(self.req_headers.finish()),
+            Arc::new(self.req_method.finish()),
+            Arc::new(self.req_path.finish()),
+            Arc::new(self.req_body.finish()),
+            Arc::new(self.req_body_size.finish()),
+            Arc::new(self.resp_headers.finish()),
+            Arc::new(self.resp_status.finish()),
+            Arc::new(self.resp_message.finish()),
+            Arc::new(self.resp_body.finish()),
+            Arc::new(self.resp_body_size.finish()),
+            Arc::new(self.latency.finish()),
+            Arc::new(self.px_info.finish()),
+        ];
+        batch(schema::http_events(), cols)
+    }
+}
+
+/// One `probe_status` row.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProbeStatusRow {
+    /// Sample time, ns since the Unix epoch.
+    pub time_ns: i64,
+    /// The agent.
+    pub upid: String,
+    /// Probe name.
+    pub probe: String,
+    /// Whether it is attached.
+    pub attached: bool,
+    /// Why it is not, when it is not.
+    pub error: String,
+    /// Events delivered since start.
+    pub events: i64,
+    /// Events lost (ring buffer full) since start.
+    pub lost: i64,
+    /// Events whose bytes were cut at the capture cap since start.
+    pub truncated: i64,
+    /// Bytes moved by traced syscalls since start.
+    pub bytes: i64,
+}
+
+/// Column builders for `probe_status`.
+#[derive(Debug)]
+pub struct ProbeStatusBuilder {
+    time: TimestampNanosecondBuilder,
+    upid: StringBuilder,
+    probe: StringBuilder,
+    attached: BooleanBuilder,
+    error: StringBuilder,
+    events: Int64Builder,
+    lost: Int64Builder,
+    truncated: Int64Builder,
+    bytes: Int64Builder,
+}
+
+impl ProbeStatusBuilder {
+    /// Builders sized for `n` rows.
+    pub fn with_capacity(n: usize) -> Self {
+        Self {
+            time: TimestampNanosecondBuilder::with_capacity(n),
+            upid: strings(n),
+            probe: strings(n),
+            attached: BooleanBuilder::with_capacity(n),
+            error: strings(n),
+            events: Int64Builder::with_capacity(n),
+            lost: Int64Builder::with_capacity(n),
+            truncated: Int64Builder::with_capacity(n),
+            bytes: Int64Builder::with_capacity(n),
+        }
+    }
+
+    /// Adds one row.
+    pub fn append(&mut self, r: &ProbeStatusRow) {
+        self.time.append_value(r.time_ns);
+        self.upid.append_value(&r.upid);
+        self.probe.append_value(&r.probe);
+        self.attached.append_value(r.attached);
+        self.error.append_value(&r.error);
+        self.events.append_value(r.events);
+        self.lost.append_value(r.lost);
+        self.truncated.append_value(r.truncated);
+        self.bytes.append_value(r.bytes);
+    }
+
+    /// The rows as a batch; the builder is empty afterwards.
+    pub fn finish(&mut self) -> RecordBatch {
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(self.time.finish()),
+            Arc::new(self.upid.finish()),
+            Arc::new(self.probe.finish()),
+            Arc::new(self.attached.finish()),
+            Arc::new(self.error.finish()),
+            Arc::new(self.events.finish()),
+            Arc::new(self.lost.finish()),
+            Arc::new(self.truncated.finish()),
+            Arc::new(self.bytes.finish()),
+        ];
+        batch(schema::probe_status(), cols)
+    }
+}
+
+#[expect(
+    clippy::expect_used,
+    reason = "the columns are built in the static schema's order with its types; a mismatch is a bug caught by the tests"
+)]
+fn batch(schema: arrow::datatypes::SchemaRef, cols: Vec<ArrayRef>) -> RecordBatch {
+    RecordBatch::try_new(schema, cols).expect("builder columns match the schema")
+}
