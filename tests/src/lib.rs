@@ -28,7 +28,7 @@ pub struct Backend {
     /// The token it accepts.
     pub token: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    task: Option<tokio::task::JoinHandle<Result<(), pxtopd::Error>>>,
 }
 
 impl Backend {
@@ -66,7 +66,7 @@ impl Backend {
             let _ = s.send(());
         }
         match self.task.take() {
-            Some(t) => t.await?,
+            Some(t) => Ok(t.await??),
             None => Ok(()),
         }
     }

@@ -20,7 +20,7 @@ Examples:
 Environment:
   PXTOP_ADDR    same as --addr
   PXTOP_TOKEN   bearer token sent to pxtopd (else the local token file pxtopd wrote)
-  PXTOP_LOG     log filter (e.g. debug); the TUI logs to a file, never to the screen
+  PXTOP_LOG     log filter (e.g. debug; else RUST_LOG); the TUI logs to ~/.cache/pxtop/pxtop.log
   NO_COLOR      disable colours in the TUI";
 
 /// pxtop: see what your services are doing, from eBPF captures, in a terminal.
@@ -34,8 +34,8 @@ pub struct Cli {
     #[arg(long, env = "PXTOP_ADDR", default_value = DEFAULT_ADDR, value_name = "URL", global = true)]
     pub addr: String,
 
-    /// Run the backend (capture + query service) embedded in this process, on 127.0.0.1:50451
-    /// (or a free port when that is taken), and use it instead of --addr.
+    /// Run the backend (capture + query service) embedded in this process, on a free loopback
+    /// port with a fresh token, and use it instead of --addr (needs root, like pxtopd).
     #[arg(long, global = true)]
     pub local: bool,
 
@@ -291,10 +291,7 @@ mod tests {
             ScriptRef::parse("./a.rhai"),
             ScriptRef::File("./a.rhai".into())
         );
-        assert_eq!(
-            ScriptRef::parse("/tmp/x"),
-            ScriptRef::File("/tmp/x".into())
-        );
+        assert_eq!(ScriptRef::parse("/tmp/x"), ScriptRef::File("/tmp/x".into()));
         assert_eq!(
             ScriptRef::parse("mine/slow.rhai"),
             ScriptRef::File("mine/slow.rhai".into())

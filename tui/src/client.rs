@@ -63,9 +63,9 @@ impl ClientError {
     /// What the user should do about this error, when there is an obvious fix.
     pub fn hint(&self) -> Option<&'static str> {
         match self {
-            ClientError::Rpc { status, .. } if is_connection_refused(status) => Some(
-                "is pxtopd running? start it with `pxtopd` or use `pxtop --local`",
-            ),
+            ClientError::Rpc { status, .. } if is_connection_refused(status) => {
+                Some("is pxtopd running? start it with `pxtopd` or use `pxtop --local`")
+            }
             ClientError::Rpc { status, .. } if status.code() == Code::Unauthenticated => {
                 Some("set PXTOP_TOKEN to the token pxtopd uses")
             }
@@ -376,11 +376,15 @@ pub(crate) mod tests {
         let b = batch(&[3], &["c"]);
         let other = batch(&[9], &["z"]);
         let mut r = QueryResult::default();
-        r.push_ipc("t", "{}", &ipc(&a.schema(), &[a.clone()]))
+        r.push_ipc("t", "{}", &ipc(&a.schema(), std::slice::from_ref(&a)))
             .unwrap();
-        r.push_ipc("other", "{}", &ipc(&other.schema(), &[other.clone()]))
-            .unwrap();
-        r.push_ipc("t", "{}", &ipc(&b.schema(), &[b.clone()]))
+        r.push_ipc(
+            "other",
+            "{}",
+            &ipc(&other.schema(), std::slice::from_ref(&other)),
+        )
+        .unwrap();
+        r.push_ipc("t", "{}", &ipc(&b.schema(), std::slice::from_ref(&b)))
             .unwrap();
         // A schema-only stream (an empty part) adds nothing but is accepted.
         r.push_ipc("t", "{}", &ipc(&a.schema(), &[])).unwrap();
@@ -418,7 +422,8 @@ pub(crate) mod tests {
         let a = batch(&[1], &["a"]);
         let other = Arc::new(Schema::new(vec![Field::new("x", DataType::Utf8, true)]));
         let mut r = QueryResult::default();
-        r.push_ipc("t", "", &ipc(&a.schema(), &[a.clone()])).unwrap();
+        r.push_ipc("t", "", &ipc(&a.schema(), std::slice::from_ref(&a)))
+            .unwrap();
         assert!(r.push_ipc("t", "", &ipc(&other, &[])).is_err());
     }
 

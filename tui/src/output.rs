@@ -79,7 +79,10 @@ pub fn export_batch(table_name: &str, batch: &RecordBatch) -> Result<RecordBatch
     for (field, column) in schema.fields().iter().zip(batch.columns()) {
         let (data_type, column) = match field.data_type() {
             DataType::Timestamp(_, tz) => {
-                let ns = cast(column, &DataType::Timestamp(TimeUnit::Nanosecond, tz.clone()))?;
+                let ns = cast(
+                    column,
+                    &DataType::Timestamp(TimeUnit::Nanosecond, tz.clone()),
+                )?;
                 (DataType::Int64, cast(&ns, &DataType::Int64)?)
             }
             DataType::Duration(_) => {
@@ -123,9 +126,11 @@ pub fn write_tables(out: &mut dyn Write, result: &QueryResult) -> Result<(), Out
         if i > 0 {
             writeln!(out)?;
         }
-        let pretty =
-            arrow::util::pretty::pretty_format_batches_with_schema(table.schema.clone(), &table.batches)
-                .map_err(arrow_err(table))?;
+        let pretty = arrow::util::pretty::pretty_format_batches_with_schema(
+            table.schema.clone(),
+            &table.batches,
+        )
+        .map_err(arrow_err(table))?;
         let rows = table.num_rows();
         writeln!(out, "{}", table.name)?;
         writeln!(out, "{pretty}")?;
@@ -405,7 +410,10 @@ mod tests {
                 v["time_"].as_i64().unwrap()
             })
             .collect();
-        assert_eq!(times, vec![1_700_000_000_123_456_789, 1_700_000_001_000_000_000]);
+        assert_eq!(
+            times,
+            vec![1_700_000_000_123_456_789, 1_700_000_001_000_000_000]
+        );
     }
 
     #[test]
@@ -424,9 +432,9 @@ mod tests {
         )]));
         let batch = RecordBatch::try_new(
             schema,
-            vec![Arc::new(
-                arrow::array::TimestampMicrosecondArray::from(vec![1_000_001]),
-            )],
+            vec![Arc::new(arrow::array::TimestampMicrosecondArray::from(
+                vec![1_000_001],
+            ))],
         )
         .unwrap();
         let r = result_of(vec![("t", vec![batch])]);
@@ -440,25 +448,28 @@ mod tests {
     fn text_tables_have_a_heading_and_a_row_count() {
         let b = http_batch();
         let small = b.project(&[1, 2]).unwrap();
-        let r = result_of(vec![("http_data", vec![small.clone()]), ("one", vec![small.slice(0, 1)])]);
+        let r = result_of(vec![
+            ("http_data", vec![small.clone()]),
+            ("one", vec![small.slice(0, 1)]),
+        ]);
         assert_eq!(
             render(&r, OutputFormat::Table),
             "\
 http_data
-+------------+-------------+
-| req_path   | resp_status |
-+------------+-------------+
++-----------+-------------+
+| req_path  | resp_status |
++-----------+-------------+
 | /cart \"x\" | 200         |
-|            | 503         |
-+------------+-------------+
+|           | 503         |
++-----------+-------------+
 2 rows
 
 one
-+------------+-------------+
-| req_path   | resp_status |
-+------------+-------------+
++-----------+-------------+
+| req_path  | resp_status |
++-----------+-------------+
 | /cart \"x\" | 200         |
-+------------+-------------+
++-----------+-------------+
 1 row
 "
         );
@@ -484,7 +495,10 @@ t
     #[test]
     fn csv_has_table_name_column_and_integer_times() {
         let b = http_batch().project(&[0, 1, 2]).unwrap();
-        let r = result_of(vec![("http_data", vec![b.clone()]), ("none", vec![b.slice(0, 0)])]);
+        let r = result_of(vec![
+            ("http_data", vec![b.clone()]),
+            ("none", vec![b.slice(0, 0)]),
+        ]);
         assert_eq!(
             render(&r, OutputFormat::Csv),
             "\

@@ -292,7 +292,10 @@ impl Theme {
         let base = match &file.extends {
             Some(name) => Self::bundled(name).map_err(|_| ThemeError::Invalid {
                 origin: origin.to_owned(),
-                message: format!("extends = '{name}' is not a bundled theme (use one of {})", bundled_names()),
+                message: format!(
+                    "extends = '{name}' is not a bundled theme (use one of {})",
+                    bundled_names()
+                ),
             })?,
             None => Self::default_theme()?,
         };
@@ -349,7 +352,10 @@ mod tests {
             expected.sort_unstable();
             assert_eq!(named, expected, "{name} must set every style");
             let theme = Theme::bundled(name).unwrap();
-            assert_ne!(theme.selected_row, theme.base, "{name}: selection must stand out");
+            assert_ne!(
+                theme.selected_row, theme.base,
+                "{name}: selection must stand out"
+            );
         }
     }
 
@@ -365,7 +371,10 @@ mod tests {
         on_disk.sort();
         let mut bundled: Vec<String> = BUNDLED.iter().map(|(n, _)| n.to_string()).collect();
         bundled.sort();
-        assert_eq!(on_disk, bundled, "add new themes/*.toml files to theme::BUNDLED");
+        assert_eq!(
+            on_disk, bundled,
+            "add new themes/*.toml files to theme::BUNDLED"
+        );
         for name in on_disk {
             Theme::load(dir.join(format!("{name}.toml")).to_str().unwrap()).unwrap();
         }
@@ -415,16 +424,22 @@ mod tests {
     fn mistakes_are_named() {
         let err = Theme::from_user_toml("t.toml", "[styles.heder]\nfg = \"red\"\n").unwrap_err();
         assert!(
-            err.to_string()
-                .starts_with("theme 't.toml' is not valid: unknown style 'heder' (styles are: base, header,"),
+            err.to_string().starts_with(
+                "theme 't.toml' is not valid: unknown style 'heder' (styles are: base, header,"
+            ),
             "{err}"
         );
         let err = Theme::from_user_toml("t.toml", "[styles.header]\nfg = \"redd\"\n").unwrap_err();
-        assert!(err.to_string().contains("styles.header: unknown colour 'redd'"), "{err}");
-        let err =
-            Theme::from_user_toml("t.toml", "[styles.header]\nmodifiers = [\"blod\"]\n").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("styles.header: unknown colour 'redd'"),
+            "{err}"
+        );
+        let err = Theme::from_user_toml("t.toml", "[styles.header]\nmodifiers = [\"blod\"]\n")
+            .unwrap_err();
         assert!(err.to_string().contains("unknown modifier 'blod'"), "{err}");
-        let err = Theme::from_user_toml("t.toml", "[styles.header]\ncolour = \"red\"\n").unwrap_err();
+        let err =
+            Theme::from_user_toml("t.toml", "[styles.header]\ncolour = \"red\"\n").unwrap_err();
         assert!(err.to_string().contains("unknown field `colour`"), "{err}");
         let err = Theme::load("no-such-theme").unwrap_err();
         assert_eq!(

@@ -1,1 +1,246 @@
-//! placeholder
+//! Kelvin: the query service. Serves pxtop's gRPC API: runs scripts on the engine and streams
+//! each output table as Arrow IPC, lists scripts and tables, reports probe health. Every call
+//! needs the bearer token; a wrong or missing token is refused before any work is done.
+//!
+//! On one node Kelvin queries the local store directly; fanning out to many PEMs and merging
+//! builds on the same service (ARCHITECTURE.md §3).
+#![forbid(unsafe_code)]
+
+mod auth;
+mod ipc;
+
+use std::{collections::BTreeMap, pin::Pin, sync::Arc, time::Instant};
+
+use futures::Stream;
+use pxtop_engine::{Engine, EngineError, ErrorKind};
+use pxtop_proto::v1::{
+    self, ExecuteScriptRequest, ExecuteScriptResponse, ExecutionStats, HealthRequest,
+    HealthResponse, ListScriptsRequest, ListScriptsResponse, ListTablesRequest,
+    ListTablesResponse, TableBatch, execute_script_response::Result as Reply,
+    pxtop_server::{Pxtop, PxtopServer},
+};
+use pxtop_store::Store;
+use tokio::net::TcpListener;
+use tonic::{Request, Response, Status};
+
+pub use auth::TokenCheck;
+pub use ipc::{MAX_MESSAGE_BYTES, TARGET_MESSAGE_BYTES, encode_table};
+
+/// Where `Health` gets probe status from (the PEM, when capture runs).
+pub trait HealthSource: Send + Sync + 'static {
+    /// Each probe's health.
+    fn probes(&self) -> Vec<v1::ProbeHealth>;
+}
+
+/// No probes (capture off).
+#[derive(Debug, Default)]
+pub struct NoProbes;
+
+impl HealthSource for NoProbes {
+    fn probes(&self) -> Vec<v1::ProbeHealth> {
+        Vec::new()
+    }
+}
+
+/// The service.
+pub struct KelvinService {
+    engine: Arc<Engine>,
+    store: Arc<Store>,
+    health: Arc<dyn HealthSource>,
+}
+
+impl std::fmt::Debug for KelvinService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KelvinService").finish_non_exhaustive()
+    }
+}
+
+impl KelvinService {
+    /// A service over `engine` and `store`.
+    pub fn new(engine: Arc<Engine>, store: Arc<Store>, health: Arc<dyn HealthSource>) -> Self {
+        Self {
+            engine,
+            store,
+            health,
+        }
+    }
+
+    /// Compiles and runs one request; the replies to stream.
+    async fn run_script(&self, req: ExecuteScriptRequest) -> Result<Vec<Reply>, Status> {
+        let source = match (req.name.is_empty(), req.source.is_empty()) {
+            (false, true) => self
+                .engine
+                .script_source(&req.name)
+                .map_err(to_status)?
+                .to_string(),
+            (true, false) => req.source,
+            (false, false) => {
+                return Err(Status::invalid_argument(
+                    "give either a script name or script source, not both",
+                ));
+            }
+            (true, true) => {
+                return Err(Status::invalid_argument(
+                    "no script: give a bundled script name (see `pxtop scripts`) or source",
+                ));
+            }
+        };
+        let args: BTreeMap<String, String> = req.args.into_iter().collect();
+        let t0 = Instant::now();
+        let compiled = self.engine.compile(&source, &args).map_err(to_status)?;
+        let compile_ns = t0.elapsed().as_nanos() as u64;
+        let t1 = Instant::now();
+        let tables = self.engine.execute(compiled).await.map_err(to_status)?;
+        let execute_ns = t1.elapsed().as_nanos() as u64;
+        let mut replies = Vec::new();
+        let mut rows = 0u64;
+        let mut truncated = false;
+        let mut warnings = Vec::new();
+        for t in &tables {
+            rows += t.batches.iter().map(|b| b.num_rows() as u64).sum::<u64>();
+            if t.truncated {
+                truncated = true;
+                warnings.push(format!(
+                    "table {:?} was cut to its first rows; add a filter or head() to see less",
+                    t.name
+                ));
+            }
+            let widget_json = t.widget.clone().unwrap_or_default();
+            for arrow_ipc in encode_table(&t.schema, &t.batches).map_err(|e| {
+                Status::internal(format!("encoding table {:?} as Arrow IPC: {e}", t.name))
+            })? {
+                replies.push(Reply::Batch(TableBatch {
+                    table_name: t.name.clone(),
+                    widget_json: widget_json.clone(),
+                    arrow_ipc,
+                }));
+            }
+        }
+        replies.push(Reply::Stats(ExecutionStats {
+            rows,
+            compile_ns,
+            execute_ns,
+            warnings,
+            truncated,
+        }));
+        Ok(replies)
+    }
+}
+
+/// Maps engine errors to gRPC codes; the message is the engine's, which names the fix.
+fn to_status(e: EngineError) -> Status {
+    let msg = e.to_string();
+    match e.kind() {
+        ErrorKind::InvalidArgument => Status::invalid_argument(msg),
+        ErrorKind::NotFound => Status::not_found(msg),
+        ErrorKind::Internal => Status::internal(msg),
+    }
+}
+
+type ReplyStream = Pin<Box<dyn Stream<Item = Result<ExecuteScriptResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Pxtop for KelvinService {
+    type ExecuteScriptStream = ReplyStream;
+
+    async fn execute_script(
+        &self,
+        request: Request<ExecuteScriptRequest>,
+    ) -> Result<Response<Self::ExecuteScriptStream>, Status> {
+        let replies = self.run_script(request.into_inner()).await?;
+        let stream = futures::stream::iter(
+            replies
+                .into_iter()
+                .map(|r| Ok(ExecuteScriptResponse { result: Some(r) })),
+        );
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn list_scripts(
+        &self,
+        _request: Request<ListScriptsRequest>,
+    ) -> Result<Response<ListScriptsResponse>, Status> {
+        let scripts = self
+            .engine
+            .scripts()
+            .into_iter()
+            .map(|s| v1::ScriptInfo {
+                name: s.name,
+                description: s.description,
+                params: s
+                    .params
+                    .into_iter()
+                    .map(|p| v1::ScriptParam {
+                        name: p.name,
+                        default_value: p.default,
+                        help: p.help,
+                    })
+                    .collect(),
+            })
+            .collect();
+        Ok(Response::new(ListScriptsResponse { scripts }))
+    }
+
+    async fn list_tables(
+        &self,
+        _request: Request<ListTablesRequest>,
+    ) -> Result<Response<ListTablesResponse>, Status> {
+        let stats = self.store.stats();
+        let tables = stats
+            .into_iter()
+            .map(|s| {
+                let columns = self
+                    .store
+                    .schema(s.name)
+                    .map(|schema| {
+                        schema
+                            .fields()
+                            .iter()
+                            .map(|f| v1::ColumnInfo {
+                                name: f.name().clone(),
+                                data_type: f.data_type().to_string(),
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                v1::TableInfo {
+                    name: s.name.to_string(),
+                    columns,
+                    rows: s.rows,
+                    bytes: s.bytes,
+                    budget_bytes: s.budget_bytes,
+                    dropped_rows: s.dropped_rows,
+                }
+            })
+            .collect();
+        Ok(Response::new(ListTablesResponse { tables }))
+    }
+
+    async fn health(
+        &self,
+        _request: Request<HealthRequest>,
+    ) -> Result<Response<HealthResponse>, Status> {
+        Ok(Response::new(HealthResponse {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            probes: self.health.probes(),
+        }))
+    }
+}
+
+/// Serves `service` on `listener` until `shutdown` completes. Requests must carry
+/// `authorization: Bearer <token>`.
+pub async fn serve(
+    listener: TcpListener,
+    service: KelvinService,
+    token: &str,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error> {
+    let server = PxtopServer::with_interceptor(service, TokenCheck::new(token))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    tonic::transport::Server::builder()
+        .add_service(server)
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await
+}

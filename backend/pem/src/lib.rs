@@ -65,6 +65,17 @@ pub struct ProbeHealth {
     pub truncated: u64,
 }
 
+/// Reads the probes' health while the PEM runs.
+#[derive(Debug, Clone)]
+pub struct HealthReader(Arc<Mutex<Vec<ProbeHealth>>>);
+
+impl HealthReader {
+    /// The probes' health and loss counters now.
+    pub fn get(&self) -> Vec<ProbeHealth> {
+        self.0.lock().clone()
+    }
+}
+
 /// Errors starting the PEM; each message names the fix.
 #[derive(Debug, thiserror::Error)]
 pub enum PemError {
@@ -89,6 +100,11 @@ impl PemHandle {
     /// The probes' health and loss counters.
     pub fn health(&self) -> Vec<ProbeHealth> {
         self.health.lock().clone()
+    }
+
+    /// A cloneable reader of the probes' health, for services that outlive a borrow.
+    pub fn health_reader(&self) -> HealthReader {
+        HealthReader(self.health.clone())
     }
 
     /// Ingest's counters (connections, gaps, rows).

@@ -1,1 +1,147 @@
-fn main() {}
+//! `pxtopd`: runs the PEM and Kelvin on this node.
+
+use std::{net::SocketAddr, process::ExitCode};
+
+use clap::Parser;
+use pxtopd::{Config, DEFAULT_LISTEN, token};
+
+/// pxtopd: the pxtop backend on this node. Captures network traffic with eBPF (no code
+/// changes), parses it into in-memory tables and serves scripts over gRPC to `pxtop`.
+///
+/// Clients authenticate with a token: PXTOP_TOKEN if set, else a random token that pxtopd
+/// writes to ~/.config/pxtop/local.token (mode 0600), which a local `pxtop` reads by itself.
+///
+/// Example: sudo pxtopd --listen 127.0.0.1:50451, then: pxtop run px/http_data -o json
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Address to serve gRPC on. Keep it on loopback unless a network policy protects it.
+    #[arg(long, env = "PXTOP_LISTEN", default_value = DEFAULT_LISTEN)]
+    listen: SocketAddr,
+    /// Memory all tables together may hold, e.g. 512MiB, 2GiB. Oldest rows go first.
+    #[arg(long, default_value = "1GiB", value_parser = parse_bytes)]
+    node_budget: u64,
+    /// Budget of one table, overriding its share of --node-budget, e.g. http_events=256MiB.
+    /// Repeatable.
+    #[arg(long = "table-budget", value_name = "TABLE=SIZE", value_parser = parse_table_budget)]
+    table_budgets: Vec<(String, u64)>,
+    /// Bytes captured per syscall (the true size is always recorded).
+    #[arg(long, default_value = "16KiB", value_parser = parse_bytes)]
+    capture_bytes: u64,
+    /// Bytes of each HTTP body kept in tables (bodies are cut with "... [TRUNCATED]").
+    #[arg(long, default_value = "1KiB", value_parser = parse_bytes)]
+    body_limit: u64,
+    /// Serve queries without loading probes (no root needed; tables stay empty).
+    #[arg(long)]
+    no_capture: bool,
+}
+
+fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size; write e.g. 4096, 64KiB, 512MiB or 2GiB"))?;
+    let mult = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        other => return Err(format!("unknown size unit {other:?} in {s:?}; use KiB, MiB or GiB")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{s:?} is too large"))
+}
+
+fn parse_table_budget(s: &str) -> Result<(String, u64), String> {
+    let (name, size) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: write TABLE=SIZE, e.g. http_events=256MiB"))?;
+    Ok((name.trim().to_string(), parse_bytes(size)?))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let args = Args::parse();
+    match serve(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pxtopd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: Args) -> anyhow::Result<()> {
+    if !args.no_capture {
+        pxtopd::preflight()?;
+    }
+    let (token, source) = token::resolve_server_token()
+        .map_err(|e| anyhow::anyhow!("token: {e}; or set {}", token::ENV))?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot listen on {}: {e}; pick a free port with --listen 127.0.0.1:PORT",
+                args.listen
+            )
+        })?;
+    let addr = listener.local_addr()?;
+    let mut config = Config::new(token);
+    config.node_budget_bytes = args.node_budget;
+    config.table_budgets = args.table_budgets;
+    config.capture = !args.no_capture;
+    config.pem.capture_bytes = u32::try_from(args.capture_bytes)
+        .map_err(|_| anyhow::anyhow!("--capture-bytes is too large"))?;
+    config.pem.body_limit = usize::try_from(args.body_limit)?;
+    eprintln!("pxtopd listening on {addr}");
+    match source {
+        token::Source::Env => eprintln!("token: from {}", token::ENV),
+        token::Source::File(p) => eprintln!("token: in {}", p.display()),
+    }
+    pxtopd::run(listener, config, shutdown_signal()).await?;
+    eprintln!("pxtopd stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_units_and_bad_ones_name_the_fix() {
+        assert_eq!(parse_bytes("4096"), Ok(4096));
+        assert_eq!(parse_bytes("64KiB"), Ok(64 << 10));
+        assert_eq!(parse_bytes("2GiB"), Ok(2 << 30));
+        assert!(parse_bytes("lots").unwrap_err().contains("512MiB"));
+        assert!(parse_bytes("3TB").unwrap_err().contains("unknown size unit"));
+        assert_eq!(
+            parse_table_budget("http_events=1MiB"),
+            Ok(("http_events".into(), 1 << 20))
+        );
+        assert!(parse_table_budget("http_events").is_err());
+    }
+}

@@ -1,0 +1,176 @@
+//! pxtop, the client: `pxtop run|scripts|tables` print results; with no command, the live TUI;
+//! with `--local`, the backend runs embedded in this process.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod client;
+pub mod local;
+pub mod output;
+pub mod theme;
+pub mod tui;
+
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::time::Duration;
+
+use crate::cli::{Cli, Command, RunArgs, ScriptRef, normalize_addr};
+use crate::client::{Client, ClientError, QueryResult, ScriptSource};
+use crate::local::{LocalBackend, LocalError};
+use crate::output::OutputError;
+use crate::theme::{Theme, ThemeError};
+
+/// Everything that makes `pxtop` exit non-zero; each message names the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Talking to pxtopd failed.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// Printing failed.
+    #[error(transparent)]
+    Output(#[from] OutputError),
+    /// `--theme` is wrong.
+    #[error(transparent)]
+    Theme(#[from] ThemeError),
+    /// `pxtop run FILE`: the file cannot be read.
+    #[error(
+        "cannot read script file '{path}': {source} (bundled scripts are named like px/http_data; see `pxtop scripts`)"
+    )]
+    ReadScript {
+        /// The path given.
+        path: String,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// The terminal failed.
+    #[error(transparent)]
+    Tui(#[from] tui::TuiError),
+    /// `--local`: the embedded backend failed.
+    #[error(transparent)]
+    Local(#[from] LocalError),
+}
+
+impl Error {
+    /// The message plus the hint, if any, on one line (for stderr and the status bar).
+    pub fn one_line(&self) -> String {
+        match self {
+            Error::Client(e) => e.one_line(),
+            e => e.to_string(),
+        }
+    }
+}
+
+/// The token to send: `PXTOP_TOKEN`, else the local token file pxtopd wrote.
+pub fn resolve_token() -> Option<String> {
+    local::resolve_client_token()
+}
+
+/// Runs the command line: connects (or starts the embedded backend), then runs the subcommand
+/// or the TUI.
+pub async fn run(cli: Cli) -> Result<(), Error> {
+    // Load the theme before anything else so a typo fails before the screen is taken over.
+    let theme = match cli.command {
+        None => Some(load_theme(&cli.theme)?),
+        Some(_) => None,
+    };
+    let local = if cli.local {
+        Some(LocalBackend::start().await?)
+    } else {
+        None
+    };
+    let result = run_with(&cli, theme, local.as_ref()).await;
+    if let Some(local) = local {
+        let stopped = local.shutdown().await;
+        // The command's own error matters more than a shutdown hiccup.
+        if result.is_ok() {
+            stopped?;
+        } else if let Err(e) = stopped {
+            tracing::warn!(error = %e, "embedded backend did not stop cleanly");
+        }
+    }
+    result
+}
+
+fn load_theme(name: &str) -> Result<Theme, ThemeError> {
+    let theme = Theme::load(name)?;
+    Ok(if Theme::no_color_requested() {
+        theme.without_colors()
+    } else {
+        theme
+    })
+}
+
+async fn run_with(
+    cli: &Cli,
+    theme: Option<Theme>,
+    local: Option<&LocalBackend>,
+) -> Result<(), Error> {
+    let client = match local {
+        Some(l) => Client::new(l.addr(), Some(l.token()))?,
+        None => Client::new(&normalize_addr(&cli.addr), resolve_token().as_deref())?,
+    };
+    match &cli.command {
+        None => {
+            let config = tui::TuiConfig {
+                theme: match theme {
+                    Some(t) => t,
+                    None => load_theme(&cli.theme)?,
+                },
+                refresh: Duration::from_secs(cli.refresh),
+                initial_script: None,
+            };
+            tui::run(client, config).await?;
+            Ok(())
+        }
+        Some(Command::Run(args)) => run_script(client, args).await,
+        Some(Command::Scripts(args)) => {
+            let scripts = client.clone().list_scripts().await?;
+            print(|out| output::write_scripts(out, &scripts, args.json))
+        }
+        Some(Command::Tables(args)) => {
+            let tables = client.clone().list_tables().await?;
+            print(|out| output::write_table_infos(out, &tables, args.verbose, args.json))
+        }
+    }
+}
+
+/// What `pxtop run` sends for SCRIPT: a bundled name, or a file's source.
+pub fn script_source(script: &ScriptRef) -> Result<ScriptSource, Error> {
+    match script {
+        ScriptRef::Name(name) => Ok(ScriptSource::Name(name.clone())),
+        ScriptRef::File(path) => std::fs::read_to_string(path)
+            .map(ScriptSource::Source)
+            .map_err(|source| Error::ReadScript {
+                path: path.display().to_string(),
+                source,
+            }),
+    }
+}
+
+async fn run_script(mut client: Client, args: &RunArgs) -> Result<(), Error> {
+    let source = script_source(&args.script_ref())?;
+    let script_args: HashMap<String, String> = args.args.iter().cloned().collect();
+    let result: QueryResult = client.execute(&source, script_args).await?;
+    print(|out| output::write_result(out, &result, args.format()))?;
+    if let Some(stats) = &result.stats {
+        for warning in &stats.warnings {
+            eprintln!("pxtop: warning: {warning}");
+        }
+        if stats.truncated {
+            eprintln!(
+                "pxtop: warning: the result was cut at the row limit; narrow the script (filter, shorter start_time)"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Writes to stdout through a buffer; a closed pipe (`| head`) is not an error.
+fn print(write: impl FnOnce(&mut dyn Write) -> Result<(), OutputError>) -> Result<(), Error> {
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    let result = write(&mut out).and_then(|()| out.flush().map_err(OutputError::from));
+    match result {
+        Err(e) if e.is_broken_pipe() => Ok(()),
+        other => Ok(other?),
+    }
+}

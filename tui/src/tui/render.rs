@@ -1,0 +1,630 @@
+//! Drawing: `render(frame, &App, &Theme)` paints the whole screen from state. No I/O, no
+//! mutation; every colour comes from the theme.
+
+use ratatui::Frame;
+use ratatui::layout::{Alignment, Constraint, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span, Text};
+use ratatui::widgets::{
+    Block, Borders, Cell as TableCell, Clear, List, ListItem, ListState, Paragraph, Row, Table,
+    TableState, Wrap,
+};
+
+use super::app::{App, Screen, Sort};
+use super::data::{MAX_COLUMN_WIDTH, SortKey, TableData, one_line, text_width};
+use crate::theme::Theme;
+
+/// The keys, as the help overlay lists them (key, what it does).
+pub const HELP: &[(&str, &str)] = &[
+    ("j/k ↑/↓", "move the selection"),
+    ("PgDn/PgUp ^F/^B", "page down / up"),
+    ("^D/^U", "half page down / up"),
+    ("g/G Home/End", "first / last row"),
+    ("h/l ←/→", "scroll columns"),
+    ("Enter", "show / hide the row's detail"),
+    ("s", "sort by the next column"),
+    ("S or I", "reverse the sort"),
+    ("/", "filter rows (Enter keeps, Esc clears)"),
+    ("Tab/Shift-Tab 1-9", "switch output table"),
+    ("p", "pause / resume refresh"),
+    ("r", "refresh now"),
+    (": or ^P", "pick a script"),
+    ("?", "this help"),
+    ("Esc", "close pane / clear filter / quit"),
+    ("q ^C", "quit"),
+];
+
+const SEP: &str = " │ ";
+
+/// Rows of the table body visible with the current layout of `area` (for paging).
+pub fn table_body_rows(area: Rect, app: &App) -> usize {
+    let main = chrome(area)[1];
+    let table_area = if app.detail {
+        split_detail(main)[0]
+    } else {
+        main
+    };
+    // Borders (2) and the header row (1).
+    usize::from(table_area.height.saturating_sub(3))
+}
+
+/// Header line, main area, hints line, status bar.
+fn chrome(area: Rect) -> [Rect; 4] {
+    Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(0),
+        Constraint::Length(1),
+        Constraint::Length(1),
+    ])
+    .areas(area)
+}
+
+fn split_detail(main: Rect) -> [Rect; 2] {
+    Layout::vertical([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(main)
+}
+
+/// Draws the whole screen.
+pub fn render(frame: &mut Frame<'_>, app: &App, theme: &Theme) {
+    let area = frame.area();
+    frame.render_widget(Block::default().style(theme.base), area);
+    let [header, main, hints, status] = chrome(area);
+    render_header(frame, header, app, theme);
+    match app.screen {
+        Screen::Picker => render_picker(frame, main, app, theme),
+        Screen::Live => {
+            if app.detail {
+                let [table, detail] = split_detail(main);
+                render_table(frame, table, app, theme);
+                render_detail(frame, detail, app, theme);
+            } else {
+                render_table(frame, main, app, theme);
+            }
+        }
+    }
+    render_hints(frame, hints, app, theme);
+    render_status(frame, status, app, theme);
+    if app.help {
+        render_help(frame, main, theme);
+    }
+}
+
+fn render_header(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
+    let mut spans = vec![Span::styled(" pxtop ", theme.title)];
+    match app.screen {
+        Screen::Picker => spans.push(Span::styled(" pick a script", theme.muted)),
+        Screen::Live => {
+            if let Some(script) = &app.script {
+                spans.push(Span::styled(format!(" {script} "), theme.base));
+            }
+            if app.tables.len() > 1 {
+                for (i, t) in app.tables.iter().enumerate() {
+                    let style = if i == app.tab {
+                        theme.tab_active
+                    } else {
+                        theme.tab_inactive
+                    };
+                    spans.push(Span::raw(" "));
+                    spans.push(Span::styled(format!(" {} {} ", i + 1, t.name), style));
+                }
+            }
+        }
+    }
+    frame.render_widget(Line::from(spans), area);
+}
+
+fn bordered<'a>(title: impl Into<Line<'a>>, theme: &Theme) -> Block<'a> {
+    Block::default()
+        .borders(Borders::ALL)
+        .border_style(theme.border)
+        .title(title.into().style(theme.title))
+}
+
+fn render_picker(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
+    let [left, right] =
+        Layout::horizontal([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(area);
+    let matches = app.picker_matches();
+    let block = bordered(
+        format!(" Scripts ({}/{}) ", matches.len(), app.scripts.len()),
+        theme,
+    );
+    let inner = block.inner(left);
+    frame.render_widget(block, left);
+    let [query, list] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(inner);
+    frame.render_widget(
+        Line::from(vec![
+            Span::styled("> ", theme.highlight),
+            Span::styled(app.picker.query.as_str(), theme.base),
+            Span::styled("▏", theme.highlight),
+        ]),
+        query,
+    );
+    if matches.is_empty() {
+        let msg = if !app.scripts_loaded {
+            "loading scripts…"
+        } else if app.scripts.is_empty() {
+            "no scripts (see the status bar)"
+        } else {
+            "no script matches"
+        };
+        frame.render_widget(Paragraph::new(msg).style(theme.muted), list);
+    } else {
+        let items: Vec<ListItem<'_>> = matches
+            .iter()
+            .map(|s| ListItem::new(Line::from(s.name.as_str())))
+            .collect();
+        let mut state = ListState::default().with_selected(Some(app.picker.selected));
+        frame.render_stateful_widget(
+            List::new(items)
+                .highlight_style(theme.selected_row)
+                .highlight_symbol("▶ "),
+            list,
+            &mut state,
+        );
+    }
+
+    let block = bordered(" About ", theme);
+    let Some(script) = app.picker_selected() else {
+        frame.render_widget(block, right);
+        return;
+    };
+    let mut lines = vec![
+        Line::styled(script.name.as_str(), theme.title),
+        Line::raw(""),
+    ];
+    lines.extend(
+        script
+            .description
+            .lines()
+            .map(|l| Line::styled(l, theme.base)),
+    );
+    lines.push(Line::raw(""));
+    if script.params.is_empty() {
+        lines.push(Line::styled("no arguments", theme.muted));
+    } else {
+        lines.push(Line::styled("Arguments", theme.header));
+        for p in &script.params {
+            lines.push(Line::from(vec![
+                Span::styled(format!("  {}", p.name), theme.field_name),
+                Span::styled(format!(" = {:?}", p.default_value), theme.base),
+            ]));
+            if !p.help.is_empty() {
+                lines.push(Line::styled(format!("      {}", p.help), theme.muted));
+            }
+        }
+    }
+    lines.push(Line::raw(""));
+    lines.push(Line::styled(
+        format!("headless: pxtop run {} -o json", script.name),
+        theme.muted,
+    ));
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(block)
+            .wrap(Wrap { trim: false }),
+        right,
+    );
+}
+
+/// Splits `s` into lines of at most `width` cells, preferring to break after a space in the
+/// second half of a line; long unbroken text (JSON, tokens) is cut where it must be.
+pub fn wrap(s: &str, width: usize) -> Vec<String> {
+    let width = width.max(1);
+    let mut out = Vec::new();
+    let mut line = String::new();
+    let mut used = 0;
+    for c in one_line(s).chars() {
+        let w = text_width(c.encode_utf8(&mut [0; 4]));
+        if used + w > width && !line.is_empty() {
+            let keep = match line.rfind(' ') {
+                Some(i) if text_width(&line[..i]) >= width / 2 => i + 1,
+                _ => line.len(),
+            };
+            let rest = line.split_off(keep);
+            out.push(line);
+            line = rest;
+            used = text_width(&line);
+        }
+        line.push(c);
+        used += w;
+    }
+    if !line.is_empty() || out.is_empty() {
+        out.push(line);
+    }
+    out
+}
+
+/// Cuts `s` to `width` cells, ending in `…` when cut.
+fn fit(s: &str, width: usize) -> String {
+    if text_width(s) <= width {
+        return s.to_owned();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for c in s.chars() {
+        let w = text_width(c.encode_utf8(&mut [0; 4]));
+        if used + w + 1 > width {
+            break;
+        }
+        out.push(c);
+        used += w;
+    }
+    if width > 0 {
+        out.push('…');
+    }
+    out
+}
+
+/// The columns that fit in `width` from `first`, with their widths; the last may be cut.
+/// A column is as wide as its widest cell or its header (plus the arrow when sorted by it).
+fn columns_in_view(
+    table: &TableData,
+    sort: Option<Sort>,
+    first: usize,
+    width: usize,
+) -> Vec<(usize, usize)> {
+    const SPACING: usize = 1;
+    const MIN_PARTIAL: usize = 6;
+    let mut out = Vec::new();
+    let mut used = 0;
+    for (i, column) in table.columns.iter().enumerate().skip(first) {
+        let arrow = if sort.is_some_and(|s| s.column == i) {
+            2
+        } else {
+            0
+        };
+        let cells = table.widths.get(i).copied().unwrap_or(0);
+        let w = cells
+            .max(text_width(&column.name) + arrow)
+            .min(MAX_COLUMN_WIDTH);
+        let need = if out.is_empty() { w } else { w + SPACING };
+        if used + need <= width {
+            out.push((i, w));
+            used += need;
+            continue;
+        }
+        let left = width.saturating_sub(used + if out.is_empty() { 0 } else { SPACING });
+        if left >= MIN_PARTIAL || out.is_empty() {
+            out.push((i, left));
+        }
+        break;
+    }
+    out
+}
+
+fn render_table(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
+    let Some((table, view)) = app.current() else {
+        let msg = match (&app.script, &app.error) {
+            (Some(s), None) => format!("running {s}…"),
+            (Some(s), Some(_)) => format!("{s} failed (see the status bar); retrying"),
+            (None, _) => "no script: press : to pick one".to_owned(),
+        };
+        let empty = if app.script.is_some() && app.last_refresh.is_some() {
+            "the script returned no tables".to_owned()
+        } else {
+            msg
+        };
+        frame.render_widget(
+            Paragraph::new(empty)
+                .style(theme.muted)
+                .block(bordered(" pxtop ", theme)),
+            area,
+        );
+        return;
+    };
+    let mut title = vec![Span::styled(format!(" {} ", table.name), theme.title)];
+    if !view.filter.is_empty() {
+        title.push(Span::styled(format!("/{} ", view.filter), theme.highlight));
+    }
+    // Room for the selection marker.
+    const MARKER: &str = "▶";
+    let inner = Block::default().borders(Borders::ALL).inner(area);
+    let width = usize::from(inner.width).saturating_sub(text_width(MARKER));
+    let shown = columns_in_view(table, view.sort, view.first_column, width);
+    let mut position = if view.visible.is_empty() {
+        format!(" 0/{} ", table.rows.len())
+    } else {
+        format!(" {}/{} ", view.selected + 1, view.visible.len())
+    };
+    // Say when columns are off screen, since h/l scrolls to them.
+    if let (Some(first), Some(last)) = (shown.first(), shown.last())
+        && (first.0 > 0 || last.0 + 1 < table.columns.len())
+    {
+        position.push_str(&format!(
+            "· cols {}-{}/{} ",
+            first.0 + 1,
+            last.0 + 1,
+            table.columns.len()
+        ));
+    }
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(theme.border)
+        .title(Line::from(title))
+        .title(Line::styled(position, theme.muted).alignment(Alignment::Right));
+    frame.render_widget(block, area);
+
+    let header = Row::new(shown.iter().map(|&(i, w)| {
+        let column = &table.columns[i];
+        let arrow = match view.sort {
+            Some(s) if s.column == i && s.descending => " ▼",
+            Some(s) if s.column == i => " ▲",
+            _ => "",
+        };
+        let text = fit(&format!("{}{arrow}", column.name), w);
+        let line = if column.kind.right_aligned() {
+            Line::from(text).alignment(Alignment::Right)
+        } else {
+            Line::from(text)
+        };
+        TableCell::from(line)
+    }))
+    .style(theme.header);
+
+    let body_rows = usize::from(inner.height.saturating_sub(1)).max(1);
+    // The app scrolls with the viewport the loop measured; clamp here too so a resize between
+    // measuring and drawing still shows the selection.
+    let mut offset = view.offset.min(view.selected);
+    if view.selected >= offset + body_rows {
+        offset = view.selected + 1 - body_rows;
+    }
+    let window = view.visible.iter().skip(offset).take(body_rows);
+    let rows: Vec<Row<'_>> = window
+        .map(|&r| {
+            let cells = &table.rows[r];
+            Row::new(shown.iter().map(|&(i, w)| {
+                let text = cells.get(i).map(|c| one_line(&c.text)).unwrap_or_default();
+                let text = fit(&text, w);
+                if table.columns[i].kind.right_aligned() {
+                    TableCell::from(Line::from(text).alignment(Alignment::Right))
+                } else {
+                    TableCell::from(text)
+                }
+            }))
+        })
+        .collect();
+    let widths: Vec<Constraint> = shown
+        .iter()
+        .map(|&(_, w)| Constraint::Length(u16::try_from(w).unwrap_or(u16::MAX)))
+        .collect();
+    let selected = (!view.visible.is_empty()).then(|| view.selected - offset);
+    let mut state = TableState::default().with_selected(selected);
+    let widget = Table::new(rows, widths)
+        .header(header)
+        .column_spacing(1)
+        .row_highlight_style(theme.selected_row)
+        .highlight_symbol(MARKER)
+        .highlight_spacing(ratatui::widgets::HighlightSpacing::Always)
+        .style(theme.base);
+    frame.render_stateful_widget(widget, inner, &mut state);
+
+    if view.visible.is_empty() {
+        let msg = if view.filter.is_empty() {
+            "no rows".to_owned()
+        } else {
+            format!("no rows match \"{}\" (Esc clears the filter)", view.filter)
+        };
+        let [_, below] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(inner);
+        frame.render_widget(Paragraph::new(msg).style(theme.muted), below);
+    }
+}
+
+fn render_detail(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
+    let (Some((table, view)), Some(cells)) = (app.current(), app.selected_row()) else {
+        return;
+    };
+    let name_width = table
+        .columns
+        .iter()
+        .map(|c| text_width(&c.name))
+        .max()
+        .unwrap_or(0);
+    // Values wrap under themselves, not under the names, so the names column stays clean.
+    let value_width = usize::from(area.width.saturating_sub(2))
+        .saturating_sub(name_width + 2)
+        .max(8);
+    let indent = " ".repeat(name_width + 2);
+    let mut lines = Vec::new();
+    for (column, cell) in table.columns.iter().zip(cells) {
+        let name = Span::styled(format!("{:>name_width$}  ", column.name), theme.field_name);
+        if cell.text.is_empty() {
+            let what = if cell.key == SortKey::Null {
+                "null"
+            } else {
+                "(empty)"
+            };
+            lines.push(Line::from(vec![name, Span::styled(what, theme.muted)]));
+            continue;
+        }
+        let mut first = true;
+        for source_line in cell.text.split('\n') {
+            for piece in wrap(source_line.trim_end_matches('\r'), value_width) {
+                let lead = if first {
+                    name.clone()
+                } else {
+                    Span::raw(indent.clone())
+                };
+                first = false;
+                lines.push(Line::from(vec![lead, Span::styled(piece, theme.base)]));
+            }
+        }
+    }
+    let title = format!(" row {}/{} ", view.selected + 1, view.visible.len());
+    frame.render_widget(
+        Paragraph::new(Text::from(lines)).block(bordered(title, theme)),
+        area,
+    );
+}
+
+fn key_hints<'a>(pairs: &[(&'a str, &'a str)], theme: &Theme) -> Line<'a> {
+    let mut spans = vec![Span::raw(" ")];
+    for (i, (key, what)) in pairs.iter().enumerate() {
+        if i > 0 {
+            spans.push(Span::styled("  ", theme.muted));
+        }
+        spans.push(Span::styled(*key, theme.key));
+        spans.push(Span::styled(format!(" {what}"), theme.muted));
+    }
+    Line::from(spans)
+}
+
+fn render_hints(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
+    let line = match (app.screen, &app.filter_input) {
+        (Screen::Live, Some(input)) => Line::from(vec![
+            Span::styled(" /", theme.highlight),
+            Span::styled(input.as_str(), theme.base),
+            Span::styled("▏", theme.highlight),
+            Span::styled("  Enter keep  Esc clear", theme.muted),
+        ]),
+        (Screen::Picker, _) => key_hints(
+            &[
+                ("Enter", "run"),
+                ("↑/↓", "move"),
+                ("type", "filter"),
+                if app.script.is_some() {
+                    ("Esc", "back")
+                } else {
+                    ("Esc", "quit")
+                },
+            ],
+            theme,
+        ),
+        (Screen::Live, None) => key_hints(
+            &[
+                ("?", "help"),
+                (":", "scripts"),
+                ("/", "filter"),
+                ("s/S", "sort"),
+                ("Enter", "detail"),
+                ("Tab", "table"),
+                ("p", if app.paused { "resume" } else { "pause" }),
+                ("q", "quit"),
+            ],
+            theme,
+        ),
+    };
+    frame.render_widget(line, area);
+}
+
+/// Milliseconds for the status bar.
+fn millis(d: std::time::Duration) -> String {
+    let ms = d.as_secs_f64() * 1000.0;
+    if ms < 10.0 {
+        format!("{ms:.1} ms")
+    } else {
+        format!("{ms:.0} ms")
+    }
+}
+
+fn render_status(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
+    let bar = theme.status_bar;
+    let on_bar = |s: Style| bar.patch(s);
+    let mut spans = vec![Span::styled(format!(" {}", app.addr), bar)];
+    if let Some(script) = &app.script {
+        spans.push(Span::styled(format!("{SEP}{script}"), bar));
+    }
+    // The error goes before the figures: on a narrow bar it is what must stay visible.
+    if let Some(err) = &app.error {
+        spans.push(Span::styled(SEP, bar));
+        spans.push(Span::styled(
+            format!("error: {}", one_line(err)),
+            on_bar(theme.error),
+        ));
+    }
+    if app.screen == Screen::Live {
+        if let Some((table, view)) = app.current() {
+            let rows = if view.filter.is_empty() {
+                format!("{SEP}{} rows", table.rows.len())
+            } else {
+                format!("{SEP}{}/{} rows", view.visible.len(), table.rows.len())
+            };
+            spans.push(Span::styled(rows, bar));
+        }
+        if let Some(r) = &app.last_refresh {
+            spans.push(Span::styled(
+                format!("{SEP}{} ({})", r.at.format("%H:%M:%S"), millis(r.took)),
+                bar,
+            ));
+        }
+        if app.paused {
+            spans.push(Span::styled(SEP, bar));
+            spans.push(Span::styled("PAUSED", on_bar(theme.warning)));
+        } else if app.script.is_some() {
+            spans.push(Span::styled(
+                format!("{SEP}every {}s", app.refresh_every.as_secs()),
+                bar,
+            ));
+        }
+        if let Some(stats) = &app.stats {
+            if stats.truncated {
+                spans.push(Span::styled(SEP, bar));
+                spans.push(Span::styled("truncated", on_bar(theme.warning)));
+            }
+            if !stats.warnings.is_empty() {
+                spans.push(Span::styled(SEP, bar));
+                spans.push(Span::styled(
+                    format!("warning: {}", stats.warnings.join("; ")),
+                    on_bar(theme.warning),
+                ));
+            }
+        }
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)).style(bar), area);
+}
+
+fn render_help(frame: &mut Frame<'_>, area: Rect, theme: &Theme) {
+    let key_width = HELP.iter().map(|(k, _)| text_width(k)).max().unwrap_or(0);
+    let text_width_max = HELP.iter().map(|(_, t)| text_width(t)).max().unwrap_or(0);
+    let width = u16::try_from(key_width + text_width_max + 6).unwrap_or(u16::MAX);
+    let height = u16::try_from(HELP.len() + 4).unwrap_or(u16::MAX);
+    let popup = centered(area, width, height);
+    let mut lines: Vec<Line<'_>> = HELP
+        .iter()
+        .map(|(k, t)| {
+            Line::from(vec![
+                Span::styled(format!(" {k:>key_width$}"), theme.key),
+                Span::styled(format!("  {t}"), theme.base),
+            ])
+        })
+        .collect();
+    lines.push(Line::raw(""));
+    lines.push(Line::styled(" ? or Esc closes", theme.muted));
+    frame.render_widget(Clear, popup);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .style(theme.base)
+            .block(bordered(" Keys ", theme)),
+        popup,
+    );
+}
+
+fn centered(area: Rect, width: u16, height: u16) -> Rect {
+    let width = width.min(area.width);
+    let height = height.min(area.height);
+    Rect {
+        x: area.x + (area.width - width) / 2,
+        y: area.y + (area.height - height) / 2,
+        width,
+        height,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fit_cuts_with_an_ellipsis() {
+        assert_eq!(fit("abcdef", 6), "abcdef");
+        assert_eq!(fit("abcdef", 4), "abc…");
+        assert_eq!(fit("µµµµ", 3), "µµ…");
+    }
+
+    #[test]
+    fn wrap_prefers_spaces_and_cuts_long_words() {
+        assert_eq!(wrap("hello big world", 10), ["hello big ", "world"]);
+        assert_eq!(wrap("abcdefghij", 4), ["abcd", "efgh", "ij"]);
+        assert_eq!(wrap("", 4), [""]);
+        // A space too early in the line would waste it; cut instead.
+        assert_eq!(wrap("a bcdefghij", 6), ["a bcde", "fghij"]);
+    }
+}

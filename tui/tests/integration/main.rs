@@ -1,0 +1,10 @@
+//! pxtop's integration tests, one binary: whole-screen TUI snapshots, and the client and the
+//! `pxtop` binary against an in-process fake pxtopd.
+#![expect(
+    clippy::unwrap_used,
+    reason = "fixture helpers outside #[test] fns: a broken fixture should panic"
+)]
+
+mod fake;
+mod headless;
+mod render;

@@ -1,0 +1,384 @@
+//! Whole-screen snapshots of the TUI on ratatui's TestBackend (100x30 unless noted), from
+//! fixture results built in memory; stored under /work/main/snapshots/tui.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::array::{Int64Array, RecordBatch, StringArray, TimestampNanosecondArray};
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use chrono::{FixedOffset, NaiveDate};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use pxtop::client::{QueryResult, ResultTable};
+use pxtop::theme::Theme;
+use pxtop::tui::{Action, App, RefreshInfo, render};
+use pxtop_proto::v1::{ExecutionStats, ScriptInfo, ScriptParam};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::layout::Rect;
+
+pub const T0: i64 = 1_700_000_000_000_000_000;
+
+pub fn http_events() -> RecordBatch {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new(
+            "time_",
+            DataType::Timestamp(TimeUnit::Nanosecond, None),
+            false,
+        ),
+        Field::new("remote_addr", DataType::Utf8, true),
+        Field::new("remote_port", DataType::Int64, true),
+        Field::new("req_method", DataType::Utf8, true),
+        Field::new("req_path", DataType::Utf8, true),
+        Field::new("resp_status", DataType::Int64, true),
+        Field::new("latency", DataType::Int64, true),
+        Field::new("req_body", DataType::Utf8, true),
+        Field::new("resp_body", DataType::Utf8, true),
+    ]));
+    RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(TimestampNanosecondArray::from(vec![
+                T0,
+                T0 + 250_000_000,
+                T0 + 1_000_000_000,
+                T0 + 1_500_000_000,
+                T0 + 2_750_000_000,
+            ])),
+            Arc::new(StringArray::from(vec![
+                "10.0.0.7",
+                "10.0.0.7",
+                "10.0.0.9",
+                "127.0.0.1",
+                "10.0.0.9",
+            ])),
+            Arc::new(Int64Array::from(vec![51234, 51236, 40100, 8080, 40102])),
+            Arc::new(StringArray::from(vec!["GET", "POST", "GET", "GET", "DELETE"])),
+            Arc::new(StringArray::from(vec![
+                "/api/cart",
+                "/api/checkout",
+                "/healthz",
+                "/metrics",
+                "/api/cart/42",
+            ])),
+            Arc::new(Int64Array::from(vec![
+                Some(200),
+                Some(503),
+                Some(200),
+                Some(200),
+                None,
+            ])),
+            Arc::new(Int64Array::from(vec![
+                1_834_000,
+                250_000_000,
+                850,
+                12_345,
+                3_100_000,
+            ])),
+            Arc::new(StringArray::from(vec![
+                "",
+                "{\"items\":[1,2,3],\n \"coupon\":\"SAVE10\"}",
+                "",
+                "",
+                "",
+            ])),
+            Arc::new(StringArray::from(vec![
+                "{\"cart\":[]}",
+                "upstream connect error or disconnect/reset before headers. reset reason: connection failure, transport failure reason: delayed connect error: 111",
+                "ok",
+                "# HELP http_requests_total\n# TYPE http_requests_total counter",
+                "",
+            ])),
+        ],
+    )
+    .unwrap()
+}
+
+fn table(name: &str, widget_json: &str, batch: RecordBatch) -> ResultTable {
+    ResultTable {
+        name: name.into(),
+        widget_json: widget_json.into(),
+        schema: batch.schema(),
+        batches: vec![batch],
+    }
+}
+
+fn stats_batch() -> RecordBatch {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("req_path", DataType::Utf8, false),
+        Field::new("requests", DataType::Int64, false),
+        Field::new("p99_latency", DataType::Int64, false),
+    ]));
+    RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(StringArray::from(vec!["/api/cart", "/healthz"])),
+            Arc::new(Int64Array::from(vec![120, 3])),
+            Arc::new(Int64Array::from(vec![4_200_000, 900])),
+        ],
+    )
+    .unwrap()
+}
+
+pub fn scripts() -> Vec<ScriptInfo> {
+    let param = |name: &str, default: &str, help: &str| ScriptParam {
+        name: name.into(),
+        default_value: default.into(),
+        help: help.into(),
+    };
+    vec![
+        ScriptInfo {
+            name: "px/http_data".into(),
+            description: "Recent HTTP requests and responses, newest first.".into(),
+            params: vec![
+                param("start_time", "-5m", "how far back to look"),
+                param("max_rows", "1000", "at most this many rows"),
+            ],
+        },
+        ScriptInfo {
+            name: "px/http_stats".into(),
+            description: "Requests, errors and latency quantiles per endpoint.".into(),
+            params: vec![param("start_time", "-5m", "how far back to look")],
+        },
+        ScriptInfo {
+            name: "px/tables".into(),
+            description: "Rows and bytes per table.".into(),
+            params: vec![],
+        },
+    ]
+}
+
+fn at() -> RefreshInfo {
+    RefreshInfo {
+        at: NaiveDate::from_ymd_opt(2023, 11, 14)
+            .unwrap()
+            .and_hms_opt(22, 13, 23)
+            .unwrap(),
+        took: Duration::from_micros(34_700),
+    }
+}
+
+fn app() -> App {
+    let mut app = App::new(
+        "http://127.0.0.1:50451",
+        Duration::from_secs(2),
+        FixedOffset::east_opt(0).unwrap(),
+    );
+    app.set_scripts(Ok(scripts()));
+    app
+}
+
+/// An app showing px/http_data with the fixture rows.
+fn live_app() -> App {
+    let mut app = app();
+    assert_eq!(
+        app.start_script("px/http_data"),
+        Action::Run("px/http_data".into())
+    );
+    let result = QueryResult {
+        tables: vec![table("http_data", r#"{"widget":"table"}"#, http_events())],
+        stats: Some(ExecutionStats {
+            rows: 5,
+            ..ExecutionStats::default()
+        }),
+    };
+    app.set_result("px/http_data", Ok(result), at());
+    app
+}
+
+fn press(app: &mut App, code: KeyCode) -> Action {
+    app.handle_key(KeyEvent::new(code, KeyModifiers::NONE))
+}
+
+fn type_text(app: &mut App, text: &str) {
+    for c in text.chars() {
+        press(app, KeyCode::Char(c));
+    }
+}
+
+/// Renders `app` on a `width`x`height` TestBackend, measuring the viewport as the loop does.
+fn draw(app: &mut App, width: u16, height: u16) -> String {
+    let theme = Theme::default_theme().unwrap();
+    app.set_viewport_rows(pxtop::tui::render::table_body_rows(
+        Rect::new(0, 0, width, height),
+        app,
+    ));
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    terminal.draw(|f| render(f, app, &theme)).unwrap();
+    terminal.backend().to_string()
+}
+
+macro_rules! snapshot {
+    ($name:expr, $screen:expr) => {
+        insta::with_settings!({snapshot_path => "../../../snapshots/tui", prepend_module_to_snapshot => false}, {
+            insta::assert_snapshot!($name, $screen);
+        });
+    };
+}
+
+#[test]
+fn picker() {
+    let mut app = app();
+    let screen = draw(&mut app, 100, 30);
+    assert!(screen.contains("px/http_data"));
+    assert!(screen.contains("start_time"));
+    snapshot!("picker", screen);
+}
+
+#[test]
+fn picker_filtered_by_typing() {
+    let mut app = app();
+    type_text(&mut app, "stats");
+    let screen = draw(&mut app, 100, 30);
+    assert!(screen.contains("Scripts (1/3)"));
+    snapshot!("picker_filtered", screen);
+}
+
+#[test]
+fn picker_while_loading() {
+    let mut app = App::new(
+        "http://127.0.0.1:50451",
+        Duration::from_secs(2),
+        FixedOffset::east_opt(0).unwrap(),
+    );
+    let screen = draw(&mut app, 100, 30);
+    assert!(screen.contains("loading scripts"));
+    snapshot!("picker_loading", screen);
+}
+
+#[test]
+fn live_table() {
+    let mut app = live_app();
+    let screen = draw(&mut app, 100, 30);
+    assert!(screen.contains("2023-11-14 22:13:20.000"));
+    assert!(screen.contains("1.83 ms"));
+    assert!(screen.contains("22:13:23 (35 ms)"));
+    snapshot!("table", screen);
+}
+
+#[test]
+fn table_sorted_by_latency_descending() {
+    let mut app = live_app();
+    // s cycles: time_, remote_addr, ..., latency is the 7th column.
+    for _ in 0..7 {
+        press(&mut app, KeyCode::Char('s'));
+    }
+    press(&mut app, KeyCode::Char('S'));
+    let screen = draw(&mut app, 100, 30);
+    assert!(screen.contains("latency ▼"));
+    let slowest = screen.find("250.00 ms").unwrap();
+    let fastest = screen.find("850 ns").unwrap();
+    assert!(slowest < fastest, "descending order expected:\n{screen}");
+    snapshot!("table_sorted", screen);
+}
+
+#[test]
+fn detail_pane_shows_every_column_with_bodies_wrapped() {
+    let mut app = live_app();
+    press(&mut app, KeyCode::Char('j'));
+    press(&mut app, KeyCode::Enter);
+    let screen = draw(&mut app, 100, 30);
+    assert!(screen.contains("row 2/5"));
+    assert!(screen.contains("\"coupon\":\"SAVE10\"}"));
+    snapshot!("detail", screen);
+}
+
+#[test]
+fn help_overlay() {
+    let mut app = live_app();
+    press(&mut app, KeyCode::Char('?'));
+    let screen = draw(&mut app, 100, 30);
+    assert!(screen.contains("reverse the sort"));
+    snapshot!("help", screen);
+}
+
+#[test]
+fn failed_refresh_shows_the_error_and_keeps_data() {
+    let mut app = live_app();
+    app.set_result(
+        "px/http_data",
+        Err("cannot connect to pxtopd at http://127.0.0.1:50451: connection refused".into()),
+        at(),
+    );
+    let screen = draw(&mut app, 100, 30);
+    assert!(screen.contains("error: cannot connect"));
+    assert!(screen.contains("/api/checkout"));
+    snapshot!("error_status", screen);
+}
+
+#[test]
+fn filter_prompt_narrows_rows() {
+    let mut app = live_app();
+    press(&mut app, KeyCode::Char('/'));
+    type_text(&mut app, "api");
+    let screen = draw(&mut app, 100, 30);
+    assert!(screen.contains("3/5 rows"));
+    assert!(!screen.contains("/healthz"));
+    snapshot!("filter", screen);
+}
+
+#[test]
+fn second_output_table_via_tab_and_paused() {
+    let mut app = live_app();
+    let result = QueryResult {
+        tables: vec![
+            table("http_data", "{}", http_events()),
+            table("stats", r#"{"sort":"-requests"}"#, stats_batch()),
+        ],
+        stats: None,
+    };
+    app.set_result("px/http_data", Ok(result), at());
+    press(&mut app, KeyCode::Tab);
+    assert_eq!(press(&mut app, KeyCode::Char('p')), Action::SetPaused(true));
+    let screen = draw(&mut app, 100, 30);
+    assert!(screen.contains("PAUSED"));
+    assert!(screen.contains("requests ▼"));
+    snapshot!("second_table_paused", screen);
+}
+
+#[test]
+fn empty_result_and_tiny_terminal() {
+    let mut app = app();
+    app.start_script("px/http_data");
+    let empty = http_events().slice(0, 0);
+    let result = QueryResult {
+        tables: vec![table("http_data", "{}", empty)],
+        stats: None,
+    };
+    app.set_result("px/http_data", Ok(result), at());
+    let screen = draw(&mut app, 100, 30);
+    assert!(screen.contains("no rows"));
+    snapshot!("empty", screen);
+
+    let mut app = live_app();
+    let tiny = draw(&mut app, 40, 10);
+    snapshot!("tiny", tiny);
+}
+
+#[test]
+fn columns_scroll_sideways_to_the_bodies() {
+    let mut app = live_app();
+    assert!(draw(&mut app, 100, 30).contains("cols 1-7/9"));
+    for _ in 0..4 {
+        press(&mut app, KeyCode::Char('l'));
+    }
+    let screen = draw(&mut app, 100, 30);
+    assert!(screen.contains("cols 5-9/9"), "{screen}");
+    assert!(screen.contains("upstream connect error"));
+    snapshot!("table_scrolled", screen);
+}
+
+#[test]
+fn snapshots_live_in_the_shared_folder() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../snapshots/tui");
+    // The path insta writes to is relative to this file; keep the two in step.
+    assert!(
+        file!().ends_with("tests/integration/render.rs"),
+        "{}",
+        file!()
+    );
+    assert!(
+        dir.join("table.snap").exists() || std::env::var_os("INSTA_UPDATE").is_some(),
+        "snapshots expected in {}",
+        dir.display()
+    );
+}
