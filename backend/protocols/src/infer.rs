@@ -1,0 +1,60 @@
+//! Protocol inference from the first bytes of one direction of a connection: a table of cheap,
+//! allocation-free recognisers, one per protocol, tried in order. New protocols add a row.
+
+use crate::{MessageKind, Protocol};
+
+type Recogniser = fn(&[u8]) -> Option<MessageKind>;
+
+/// The recognisers, most specific first.
+const RECOGNISERS: &[(Protocol, Recogniser)] = &[(Protocol::Http1, http1)];
+
+/// The protocol and message kind `buf` (the start of a message) looks like, if any.
+pub fn infer(buf: &[u8]) -> Option<(Protocol, MessageKind)> {
+    RECOGNISERS
+        .iter()
+        .find_map(|(p, f)| f(buf).map(|k| (*p, k)))
+}
+
+/// Methods of RFC 9110 plus PATCH.
+pub(crate) const HTTP_METHODS: &[&[u8]] = &[
+    b"GET", b"POST", b"PUT", b"DELETE", b"HEAD", b"OPTIONS", b"PATCH", b"CONNECT", b"TRACE",
+];
+
+fn http1(buf: &[u8]) -> Option<MessageKind> {
+    if let Some(rest) = buf.strip_prefix(b"HTTP/1.") {
+        let ok = rest.len() >= 5
+            && matches!(rest[0], b'0' | b'1')
+            && rest[1] == b' '
+            && rest[2..5].iter().all(u8::is_ascii_digit);
+        return ok.then_some(MessageKind::Response);
+    }
+    let m = HTTP_METHODS.iter().find(|m| buf.starts_with(m))?;
+    let rest = &buf[m.len()..];
+    let ok = rest.len() >= 2
+        && rest[0] == b' '
+        && (rest[1] == b'/' || rest[1] == b'*' || rest[1].is_ascii_alphabetic());
+    ok.then_some(MessageKind::Request)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_http1_and_nothing_else() {
+        let r = Some((Protocol::Http1, MessageKind::Request));
+        let s = Some((Protocol::Http1, MessageKind::Response));
+        assert_eq!(infer(b"GET / HTTP/1.1\r\n"), r);
+        assert_eq!(infer(b"OPTIONS * HTTP/1.1\r\n"), r);
+        assert_eq!(infer(b"CONNECT example.com:443 HTTP/1.1\r\n"), r);
+        assert_eq!(infer(b"HTTP/1.1 200 OK\r\n"), s);
+        assert_eq!(infer(b"HTTP/1.0 404 Not Found\r\n"), s);
+        assert_eq!(infer(b"HTTP/2 200"), None);
+        assert_eq!(infer(b"GETX / HTTP/1.1"), None);
+        assert_eq!(infer(b"\x16\x03\x01\x02\x00"), None, "TLS");
+        assert_eq!(infer(b"*3\r\n$3\r\nSET\r\n"), None, "Redis");
+        assert_eq!(infer(b"PRI * HTTP/2.0\r\n"), None, "HTTP/2 preface");
+        assert_eq!(infer(b""), None);
+        assert_eq!(infer(b"GE"), None);
+    }
+}
