@@ -6,7 +6,7 @@
 //! (pipelining, connection reuse), which HTTP client crates hide.
 
 use std::{
-    io::{BufRead, BufReader, Read, Write},
+    io::{BufRead, BufReader, Write},
     net::TcpStream,
     time::{Duration, Instant},
 };

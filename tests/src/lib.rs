@@ -46,11 +46,20 @@ impl Backend {
         let task = tokio::spawn(pxtopd::run(listener, config, async move {
             let _ = rx.await;
         }));
-        // NB: the probes attach inside run(); give them a moment before traffic starts.
-        tokio::time::sleep(Duration::from_millis(1500)).await;
-        if task.is_finished() {
-            let res = task.await?;
-            anyhow::bail!("pxtopd stopped at start: {res:?}");
+        // NB: run() attaches the probes before it serves, so the first answer means capture is on.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if task.is_finished() {
+                let res = task.await?;
+                anyhow::bail!("pxtopd stopped at start: {res:?}");
+            }
+            if health(&url, &token).await.is_ok() {
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                anyhow::bail!("pxtopd did not answer within 60 s");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
         Ok(Self {
             url,
@@ -85,4 +94,14 @@ pub fn pxtop_bin() -> std::path::PathBuf {
         .map(std::path::Path::to_path_buf)
         .unwrap_or_default();
     dir.join("pxtop")
+}
+
+async fn health(url: &str, token: &str) -> anyhow::Result<()> {
+    let mut client =
+        pxtop_proto::v1::pxtop_client::PxtopClient::connect(url.to_string()).await?;
+    let mut req = tonic::Request::new(pxtop_proto::v1::HealthRequest {});
+    req.metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse()?);
+    client.health(req).await?;
+    Ok(())
 }

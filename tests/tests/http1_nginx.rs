@@ -6,7 +6,7 @@
 use std::{collections::HashMap, process::Command, time::Duration};
 
 use arrow::{
-    array::{Array, AsArray, RecordBatch},
+    array::{AsArray, RecordBatch},
     datatypes::Int64Type,
     ipc::reader::StreamReader,
 };
@@ -223,11 +223,14 @@ async fn nginx_traffic_is_captured_exactly_and_served_by_pxtop_run() {
     }
 
     // Loss is visible: probe_status counts events, and this load lost none.
+    // NB: probe_status is sampled every second; wait for a sample taken after the load.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
     let status = Command::new(pxtop_bin())
         .args(["--addr", &backend.url, "run", "-o", "json", "px/probe_status"])
         .env("PXTOP_TOKEN", &backend.token)
         .output()
         .expect("run pxtop");
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
     let text = String::from_utf8_lossy(&status.stdout);
     let last = text.lines().last().unwrap_or_default();
     let v: serde_json::Value = serde_json::from_str(last).unwrap_or_default();

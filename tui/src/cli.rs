@@ -34,8 +34,9 @@ pub struct Cli {
     #[arg(long, env = "PXTOP_ADDR", default_value = DEFAULT_ADDR, value_name = "URL", global = true)]
     pub addr: String,
 
-    /// Run the backend (capture + query service) embedded in this process, on a free loopback
-    /// port with a fresh token, and use it instead of --addr (needs root, like pxtopd).
+    /// Run the backend (capture + query service) embedded in this process, on 127.0.0.1:50451
+    /// (a free port if taken) with the local token, and use it instead of --addr (needs root,
+    /// like pxtopd). A second terminal reaches it with plain `pxtop run ...`.
     #[arg(long, global = true)]
     pub local: bool,
 

@@ -1,1 +1,282 @@
-//! placeholder
+//! pxtop's script engine: rhai scripts in a PxL-like dialect compiled to DataFusion logical
+//! plans over the [`Store`], then run to Arrow output tables.
+//!
+//! [`Engine::compile`] runs the script (which only builds plans; no data is read) and
+//! [`Engine::execute`] runs the plans. Bundled scripts (`scripts/px/*.rhai`) are embedded at
+//! build time.
+#![forbid(unsafe_code)]
+
+mod ctx;
+mod error;
+mod frame;
+mod provider;
+mod script;
+mod time;
+
+#[cfg(test)]
+mod tests;
+
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex, OnceLock},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use arrow::{array::RecordBatch, datatypes::SchemaRef};
+use datafusion::{
+    logical_expr::LogicalPlanBuilder,
+    prelude::{SessionConfig, SessionContext},
+};
+use pxtop_metadata::Metadata;
+use pxtop_store::Store;
+
+pub use error::{EngineError, ErrorKind};
+
+use script::{Env, Planned, State};
+
+include!(concat!(env!("OUT_DIR"), "/bundled.rs"));
+
+/// Engine limits.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Rows kept per output table; more set [`OutputTable::truncated`].
+    pub max_output_rows: usize,
+    /// Deadline for running a script and, separately, for executing its queries.
+    pub script_timeout: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            max_output_rows: 10_000,
+            script_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A script parameter, as declared by `px::param(name, default, help)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParamInfo {
+    /// Its name (`start_time`).
+    pub name: String,
+    /// Its default, rendered as text (`-5m`, `1000`).
+    pub default: String,
+    /// What it does.
+    pub help: String,
+}
+
+/// A bundled script.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScriptInfo {
+    /// `px/http_data`.
+    pub name: String,
+    /// Its first `//` comment line.
+    pub description: String,
+    /// Its parameters, in declaration order.
+    pub params: Vec<ParamInfo>,
+}
+
+/// A script compiled to plans, ready for [`Engine::execute`].
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    outputs: Vec<Planned>,
+    params: Vec<ParamInfo>,
+}
+
+impl Compiled {
+    /// Output table names, in display order.
+    pub fn output_names(&self) -> Vec<&str> {
+        self.outputs.iter().map(|o| o.name.as_str()).collect()
+    }
+
+    /// The parameters the script declared.
+    pub fn params(&self) -> &[ParamInfo] {
+        &self.params
+    }
+
+    /// The logical plan of each output, indented, for debugging.
+    pub fn explain(&self) -> String {
+        self.outputs
+            .iter()
+            .map(|o| format!("{}:\n{}\n", o.name, o.plan.display_indent()))
+            .collect()
+    }
+}
+
+/// One computed output table.
+#[derive(Debug, Clone)]
+pub struct OutputTable {
+    /// The name given to `px::display`.
+    pub name: String,
+    /// The widget spec as JSON (`{"widget":"table",...}`), if the script gave one.
+    pub widget: Option<String>,
+    /// Its columns.
+    pub schema: SchemaRef,
+    /// Its rows.
+    pub batches: Vec<RecordBatch>,
+    /// Whether rows beyond [`EngineConfig::max_output_rows`] were dropped.
+    pub truncated: bool,
+}
+
+/// Compiles and runs scripts against a store.
+#[derive(Debug)]
+pub struct Engine {
+    store: Arc<Store>,
+    metadata: Arc<dyn Metadata + Send + Sync>,
+    config: EngineConfig,
+    infos: OnceLock<Vec<ScriptInfo>>,
+}
+
+impl Engine {
+    /// An engine over `store`, answering `ctx(...)` from `metadata`.
+    pub fn new(
+        store: Arc<Store>,
+        metadata: Arc<dyn Metadata + Send + Sync>,
+        config: EngineConfig,
+    ) -> Self {
+        Self {
+            store,
+            metadata,
+            config,
+            infos: OnceLock::new(),
+        }
+    }
+
+    /// The bundled scripts, sorted by name.
+    pub fn scripts(&self) -> Vec<ScriptInfo> {
+        self.infos
+            .get_or_init(|| {
+                BUNDLED
+                    .iter()
+                    .map(|(name, source)| ScriptInfo {
+                        name: (*name).to_string(),
+                        description: description(source),
+                        params: match self.compile(source, &BTreeMap::new()) {
+                            Ok(c) => c.params,
+                            Err(e) => {
+                                tracing::warn!("bundled script {name} does not compile: {e}");
+                                Vec::new()
+                            }
+                        },
+                    })
+                    .collect()
+            })
+            .clone()
+    }
+
+    /// The source of a bundled script, by `px/http_data` or `http_data`.
+    pub fn script_source(&self, name: &str) -> Result<&str, EngineError> {
+        BUNDLED
+            .iter()
+            .find(|(n, _)| *n == name || n.strip_prefix("px/") == Some(name))
+            .map(|(_, s)| *s)
+            .ok_or_else(|| EngineError::UnknownScript {
+                name: name.to_string(),
+                known: BUNDLED.iter().map(|(n, _)| (*n).to_string()).collect(),
+            })
+    }
+
+    /// Runs `source` with `args` to build its plans. Reads no data.
+    pub fn compile(
+        &self,
+        source: &str,
+        args: &BTreeMap<String, String>,
+    ) -> Result<Compiled, EngineError> {
+        let now_ns = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+        let env = Arc::new(Env {
+            store: self.store.clone(),
+            metadata: self.metadata.clone(),
+            args: args.clone(),
+            now_ns,
+            state: Mutex::new(State::default()),
+        });
+        script::run(&env, source, self.config.script_timeout)?;
+        let state = std::mem::take(&mut *env.state.lock().unwrap_or_else(|p| p.into_inner()));
+        let unknown: Vec<String> = args
+            .keys()
+            .filter(|k| !state.params.iter().any(|p| &p.name == *k))
+            .cloned()
+            .collect();
+        if !unknown.is_empty() {
+            return Err(EngineError::UnknownArgs {
+                names: unknown,
+                params: state.params.iter().map(|p| p.name.clone()).collect(),
+            });
+        }
+        if state.outputs.is_empty() {
+            return Err(EngineError::NoOutput);
+        }
+        Ok(Compiled {
+            outputs: state.outputs,
+            params: state.params,
+        })
+    }
+
+    /// Runs the plans of `compiled`, each output capped at `max_output_rows`.
+    pub async fn execute(&self, compiled: Compiled) -> Result<Vec<OutputTable>, EngineError> {
+        let timeout = self.config.script_timeout;
+        tokio::time::timeout(timeout, self.run(compiled))
+            .await
+            .unwrap_or(Err(EngineError::Timeout(timeout)))
+    }
+
+    async fn run(&self, compiled: Compiled) -> Result<Vec<OutputTable>, EngineError> {
+        let ctx = SessionContext::new_with_config(SessionConfig::new());
+        let max = self.config.max_output_rows;
+        let mut out = Vec::with_capacity(compiled.outputs.len());
+        for o in compiled.outputs {
+            let failed = |e: datafusion::error::DataFusionError| EngineError::Execution {
+                output: o.name.clone(),
+                message: e.strip_backtrace(),
+            };
+            // One row past the cap tells us whether anything was cut.
+            let plan = LogicalPlanBuilder::new_from_arc(o.plan.clone())
+                .limit(0, Some(max.saturating_add(1)))
+                .and_then(LogicalPlanBuilder::build)
+                .map_err(failed)?;
+            let df = ctx.execute_logical_plan(plan).await.map_err(failed)?;
+            let logical: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+            let batches = df.collect().await.map_err(failed)?;
+            let schema = batches.first().map_or(logical, RecordBatch::schema);
+            let (batches, truncated) = cap(batches, max);
+            out.push(OutputTable {
+                name: o.name,
+                widget: o.widget,
+                schema,
+                batches,
+                truncated,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Keeps the first `max` rows.
+fn cap(batches: Vec<RecordBatch>, max: usize) -> (Vec<RecordBatch>, bool) {
+    let mut kept = Vec::with_capacity(batches.len());
+    let mut rows = 0;
+    for b in batches {
+        if rows + b.num_rows() > max {
+            let take = max - rows;
+            if take > 0 {
+                kept.push(b.slice(0, take));
+            }
+            return (kept, true);
+        }
+        rows += b.num_rows();
+        kept.push(b);
+    }
+    (kept, false)
+}
+
+/// A script's first `//` comment line.
+fn description(source: &str) -> String {
+    source
+        .lines()
+        .map(str::trim)
+        .find_map(|l| l.strip_prefix("//"))
+        .map(|l| l.trim_start_matches('/').trim().to_string())
+        .unwrap_or_default()
+}

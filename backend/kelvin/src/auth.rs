@@ -45,10 +45,10 @@ impl Interceptor for TokenCheck {
         match request.metadata().get(AUTH_HEADER) {
             Some(v) if self.accepts(v.as_bytes()) => Ok(request),
             Some(_) => Err(Status::unauthenticated(
-                "wrong token: set PXTOP_TOKEN to the token pxtopd was started with",
+                "wrong bearer token",
             )),
             None => Err(Status::unauthenticated(
-                "no token: set PXTOP_TOKEN to the token pxtopd was started with",
+                "missing bearer token",
             )),
         }
     }

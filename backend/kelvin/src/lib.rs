@@ -235,9 +235,10 @@ pub async fn serve(
     token: &str,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
-    let server = PxtopServer::with_interceptor(service, TokenCheck::new(token))
+    let server = PxtopServer::new(service)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let server = tonic::service::interceptor::InterceptedService::new(server, TokenCheck::new(token));
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     tonic::transport::Server::builder()
         .add_service(server)

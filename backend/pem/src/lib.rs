@@ -190,7 +190,10 @@ async fn run_loop(
     // NB: a short drain tick; the kernel wakes us early only when the ring fills.
     let tick = Duration::from_millis(10);
     let mut last_flush = tokio::time::Instant::now();
-    let mut last_status = last_flush;
+    // A first probe_status row right away, so health is visible before the first interval.
+    let mut last_status = last_flush
+        .checked_sub(config.status_interval)
+        .unwrap_or(last_flush);
     let upid = format_upid(config.asid, std::process::id(), 0);
     loop {
         let stopping = *stop.borrow();

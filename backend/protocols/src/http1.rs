@@ -321,7 +321,10 @@ impl Direction {
                             };
                             match body {
                                 Ok(Some(body)) => self.state = State::Body { msg, body },
-                                Ok(None) => self.done.push_back(msg),
+                                Ok(None) => {
+                                    self.state = State::Head { start_ts: None };
+                                    self.done.push_back(msg);
+                                }
                                 Err(()) => {
                                     stats.parse_errors += 1;
                                     self.resync(stats);

@@ -1,5 +1,7 @@
-//! The embedded backend: pxtopd's [`pxtopd::run`] on a free loopback port with a fresh random
-//! token, started before the TUI takes over the screen (so a failed preflight prints one plain
+//! The embedded backend: pxtopd's [`pxtopd::run`] on pxtopd's default address
+//! (127.0.0.1:50451, so `pxtop run ...` in a second terminal finds it with no flags; a free port
+//! when that one is taken) with the same token pxtopd would use (`PXTOP_TOKEN`, else the local
+//! token file), started before the TUI takes over the screen (so a failed preflight prints one plain
 //! line) and shut down when the command ends.
 
 use std::net::SocketAddr;
@@ -63,14 +65,26 @@ fn task_outcome(
 }
 
 impl LocalBackend {
-    /// Checks the host, starts the backend on `127.0.0.1:0` and waits until it answers.
+    /// Checks the host, starts the backend on 127.0.0.1:50451 (or a free port) and waits until it answers.
     pub async fn start() -> Result<Self, LocalError> {
         pxtopd::preflight()?;
-        let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-            .await
-            .map_err(LocalError::Bind)?;
+        let listener = match TcpListener::bind(pxtopd::DEFAULT_LISTEN).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "{} is taken; using a free port", pxtopd::DEFAULT_LISTEN);
+                TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+                    .await
+                    .map_err(LocalError::Bind)?
+            }
+        };
         let port = listener.local_addr().map_err(LocalError::Bind)?.port();
-        let token = pxtopd::token::random();
+        let token = match pxtopd::token::resolve_server_token() {
+            Ok((t, _)) => t,
+            Err(e) => {
+                tracing::warn!(error = %e, "no local token file; using a one-off token");
+                pxtopd::token::random()
+            }
+        };
         let (stop, stopped) = oneshot::channel::<()>();
         let shutdown = async move {
             // A dropped sender (pxtop exiting abruptly) also means stop.

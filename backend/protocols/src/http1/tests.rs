@@ -116,6 +116,9 @@ fn head_responses_have_no_body_even_with_content_length() {
     let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n";
     let (recs, _) = run(&[head, GET], &[resp, OK]);
     assert_eq!(recs.len(), 2);
+    // Each message starts at its own chunk: run() feeds at ts 100, 110 then 120, 130.
+    assert_eq!(recs[1].req.start_ts, 110);
+    assert_eq!(recs[1].latency_ns(), 131 - 110);
     assert_eq!(recs[0].resp.body_size, 0);
     assert_eq!(recs[1].resp.body, b"hello");
 }

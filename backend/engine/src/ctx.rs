@@ -1,0 +1,109 @@
+//! `ctx(key)`: a scalar function from a row's `upid` to its service, pod, ... via
+//! [`Metadata`], looked up once per distinct upid in a batch (a batch holds few processes).
+
+use std::{
+    collections::HashMap,
+    hash::{Hash, Hasher},
+    sync::Arc,
+};
+
+use arrow::{
+    array::{Array, ArrayRef, StringArray, StringBuilder},
+    datatypes::DataType,
+};
+use datafusion::{
+    common::{Result, ScalarValue, exec_err},
+    logical_expr::{
+        ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+    },
+};
+use pxtop_metadata::{CtxKey, Metadata};
+
+/// `ctx_<key>(upid) -> Utf8`; unknown processes give an empty string, as in Pixie.
+#[derive(Debug)]
+pub(crate) struct CtxUdf {
+    name: String,
+    key: CtxKey,
+    metadata: Arc<dyn Metadata + Send + Sync>,
+    signature: Signature,
+}
+
+impl CtxUdf {
+    pub(crate) fn udf(metadata: Arc<dyn Metadata + Send + Sync>, key: CtxKey) -> ScalarUDF {
+        ScalarUDF::new_from_impl(Self {
+            name: format!("ctx_{key}"),
+            key,
+            metadata,
+            // NB: Volatile so the optimizer never constant-folds it at plan time; the answer
+            // depends on metadata learnt while the query runs.
+            signature: Signature::exact(vec![DataType::Utf8], Volatility::Volatile),
+        })
+    }
+
+    fn lookup(&self, upid: &str) -> String {
+        self.metadata.ctx(upid, self.key).unwrap_or_default()
+    }
+}
+
+impl PartialEq for CtxUdf {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key && Arc::ptr_eq(&self.metadata, &other.metadata)
+    }
+}
+
+impl Eq for CtxUdf {}
+
+impl Hash for CtxUdf {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+    }
+}
+
+impl ScalarUDFImpl for CtxUdf {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let [arg] = args.args.as_slice() else {
+            return exec_err!("{} takes one argument (the upid column)", self.name);
+        };
+        match arg {
+            ColumnarValue::Scalar(ScalarValue::Utf8(v)) => Ok(ColumnarValue::Scalar(
+                ScalarValue::Utf8(v.as_deref().map(|u| self.lookup(u))),
+            )),
+            ColumnarValue::Scalar(other) => {
+                exec_err!("{} expects a string upid, got {other:?}", self.name)
+            }
+            ColumnarValue::Array(a) => {
+                let Some(upids) = a.as_any().downcast_ref::<StringArray>() else {
+                    return exec_err!(
+                        "{} expects a Utf8 upid column, got {}",
+                        self.name,
+                        a.data_type()
+                    );
+                };
+                let mut cache: HashMap<&str, String> = HashMap::new();
+                let mut out = StringBuilder::with_capacity(upids.len(), upids.len() * 8);
+                for u in upids.iter() {
+                    match u {
+                        Some(u) => {
+                            let v = cache.entry(u).or_insert_with(|| self.lookup(u));
+                            out.append_value(v);
+                        }
+                        None => out.append_null(),
+                    }
+                }
+                Ok(ColumnarValue::Array(Arc::new(out.finish()) as ArrayRef))
+            }
+        }
+    }
+}

@@ -1,0 +1,480 @@
+//! The script dialect: rhai plus a `px` module and the `DataFrame`, `Expr` and `GroupBy` types.
+//! A fresh rhai engine runs each script (its functions close over that run's arguments and
+//! outputs), sandboxed: bounded operations, call depth, sizes, and a deadline.
+//!
+//! Dialect, in brief (see `scripts/px/*.rhai`):
+//! - `px::param(name, default, help)`: the argument `name`, parsed as `default`'s type (int,
+//!   float, bool or string), else `default`.
+//! - `px::DataFrame(table, start?, end?)`: times are `"-5m"`-style, ns integers, RFC 3339 or
+//!   `""` (unbounded). `px::now()` is ns since the epoch.
+//! - Columns: `df["x"]`, `df.x`, `df.col("x")`; assign with `df["y"] = expr` or `df.y = expr`.
+//! - `Expr` operators `+ - * / % == != < <= > >= & | ! -` with columns and literals; methods
+//!   `contains`, `starts_with`, `ends_with`, `lower`, `upper`, `is_null`, `is_not_null`;
+//!   `px::select(cond, a, b)`. Combine conditions with `&`/`|`: rhai's `&&`/`||` need bools.
+//! - `df.filter(cond)` (or `df[cond]`), `df.select([..])` (or `df[[..]]`), `df.drop([..])`,
+//!   `df.head(n = 5)`, `df.sort("-x")` / `df.sort(["a", "-b"])`,
+//!   `df.groupby([..]).agg(#{ out: ["col", "fn"] })`, `df.agg(#{..})` with fn one of
+//!   count, sum, mean, min, max, median, p1..p99 (approximate, t-digest).
+//! - `df.ctx("service")`, `px::ctx(df, "service")`, `df.ctx["service"]`: from `upid`.
+//! - `px::display(df, name?, widget?)`: an output table; `widget` a map (sent as JSON).
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex, PoisonError},
+    time::{Duration, Instant},
+};
+
+use datafusion::{
+    datasource::provider_as_source,
+    functions::string::expr_fn::{contains, ends_with, lower, starts_with, upper},
+    logical_expr::{LogicalPlan, LogicalPlanBuilder, Operator, when},
+    prelude::lit,
+};
+use pxtop_metadata::{CtxKey, Metadata};
+use pxtop_store::Store;
+use rhai::{Array, Dynamic, FLOAT, INT, ImmutableString, Map, Module, NativeCallContext};
+
+use crate::{
+    ParamInfo,
+    ctx::CtxUdf,
+    error::{EngineError, ErrorKind, RhaiResult, fault, invalid},
+    frame::{ColExpr, Frame, Grouped, binop, df_err, names, to_expr},
+    provider::{StoreTable, time_filter},
+    time::parse_time,
+};
+
+/// One `px::display` call: an output table to compute.
+#[derive(Debug, Clone)]
+pub(crate) struct Planned {
+    pub(crate) name: String,
+    pub(crate) widget: Option<String>,
+    pub(crate) plan: Arc<LogicalPlan>,
+}
+
+/// What a script run declared.
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    pub(crate) params: Vec<ParamInfo>,
+    pub(crate) outputs: Vec<Planned>,
+}
+
+/// What one script run sees.
+pub(crate) struct Env {
+    pub(crate) store: Arc<Store>,
+    pub(crate) metadata: Arc<dyn Metadata + Send + Sync>,
+    pub(crate) args: BTreeMap<String, String>,
+    pub(crate) now_ns: i64,
+    pub(crate) state: Mutex<State>,
+}
+
+impl Env {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        // NB: a panic while holding the lock cannot leave State half-updated in a way that
+        // matters (each update is one push), so a poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// `px::param(name, default, help)`: the argument if given (parsed as the default's type),
+    /// else the default.
+    fn param(&self, name: &str, default: Dynamic, help: &str) -> RhaiResult<Dynamic> {
+        let mut st = self.state();
+        if st.params.iter().any(|p| p.name == name) {
+            return Err(invalid(format!(
+                "parameter {name:?} is declared twice; declare each px::param once"
+            )));
+        }
+        let shown = if default.is_unit() {
+            String::new()
+        } else {
+            default.to_string()
+        };
+        st.params.push(ParamInfo {
+            name: name.to_string(),
+            default: shown.clone(),
+            help: help.to_string(),
+        });
+        let Some(raw) = self.args.get(name) else {
+            return Ok(default);
+        };
+        let t = raw.trim();
+        let expected = |what: &str| {
+            invalid(format!(
+                "argument {name}={raw:?} is not {what}; pass e.g. {name}={shown}"
+            ))
+        };
+        if default.is_int() {
+            t.parse::<INT>()
+                .map(Dynamic::from)
+                .map_err(|_| expected("a whole number"))
+        } else if default.is_float() {
+            t.parse::<FLOAT>()
+                .map(Dynamic::from)
+                .map_err(|_| expected("a number"))
+        } else if default.is_bool() {
+            match t {
+                "true" | "1" | "yes" => Ok(Dynamic::TRUE),
+                "false" | "0" | "no" => Ok(Dynamic::FALSE),
+                _ => Err(expected("true or false")),
+            }
+        } else {
+            Ok(Dynamic::from(raw.clone()))
+        }
+    }
+
+    /// `px::DataFrame(table, start, end)`.
+    fn dataframe(&self, table: &str, start: &Dynamic, end: &Dynamic) -> RhaiResult<Frame> {
+        let name = self
+            .store
+            .resolve(table)
+            .map_err(|e| fault(ErrorKind::NotFound, e.to_string()))?;
+        let schema = self
+            .store
+            .schema(name)
+            .map_err(|e| fault(ErrorKind::NotFound, e.to_string()))?;
+        let start = self.time_arg(start, "start_time")?;
+        let end = self.time_arg(end, "end_time")?;
+        if let (Some(s), Some(e)) = (start, end)
+            && s >= e
+        {
+            return Err(invalid(format!(
+                "start time {s} is not before end time {e}; pass an earlier start_time"
+            )));
+        }
+        let provider = Arc::new(StoreTable::new(self.store.clone(), name, schema));
+        let mut b =
+            LogicalPlanBuilder::scan(name, provider_as_source(provider), None).map_err(df_err)?;
+        if let Some(f) = time_filter(start, end) {
+            b = b.filter(f).map_err(df_err)?;
+        }
+        Ok(Frame {
+            plan: Arc::new(b.build().map_err(df_err)?),
+            origin: Arc::from(name),
+        })
+    }
+
+    fn time_arg(&self, d: &Dynamic, what: &str) -> RhaiResult<Option<i64>> {
+        if d.is_unit() {
+            return Ok(None);
+        }
+        if let Ok(i) = d.as_int() {
+            return Ok(Some(i));
+        }
+        if d.is_string() {
+            let s = d.to_string();
+            if s.trim().is_empty() {
+                return Ok(None);
+            }
+            return parse_time(&s, self.now_ns)
+                .map(Some)
+                .map_err(|e| invalid(format!("{what}: {e}")));
+        }
+        Err(invalid(format!(
+            "{what}: expected a time like \"-5m\" or ns since the epoch, got a {}",
+            d.type_name()
+        )))
+    }
+
+    /// `px::display(df, name, widget)`.
+    fn display(&self, df: Frame, name: &str, widget: &Dynamic) -> RhaiResult<()> {
+        if name.trim().is_empty() {
+            return Err(invalid("px::display needs a non-empty output name"));
+        }
+        let widget = if widget.is_unit() {
+            None
+        } else if widget.is_string() {
+            Some(serde_json::json!({ "widget": widget.to_string() }).to_string())
+        } else if widget.is_map() {
+            Some(to_json(widget).to_string())
+        } else {
+            return Err(invalid(format!(
+                "px::display: the widget spec must be a map like #{{ widget: \"table\" }}, got a {}",
+                widget.type_name()
+            )));
+        };
+        let mut st = self.state();
+        if st.outputs.iter().any(|o| o.name == name) {
+            return Err(invalid(format!(
+                "output {name:?} is displayed twice; give each px::display its own name"
+            )));
+        }
+        st.outputs.push(Planned {
+            name: name.to_string(),
+            widget,
+            plan: df.plan,
+        });
+        Ok(())
+    }
+
+    /// `df.ctx(key)`.
+    fn ctx(&self, df: &Frame, key: &str) -> RhaiResult<ColExpr> {
+        let key: CtxKey = key.parse().map_err(|e| invalid(format!("{e}")))?;
+        let upid = df.col("upid").map_err(|_| {
+            invalid(format!(
+                "ctx({key}) needs the upid column, which this DataFrame no longer has; call \
+                 ctx before select/groupby drops it (columns: {})",
+                df.columns().join(", ")
+            ))
+        })?;
+        Ok(ColExpr(
+            CtxUdf::udf(self.metadata.clone(), key).call(vec![upid.0]),
+        ))
+    }
+}
+
+/// A rhai value as JSON (for widget specs).
+fn to_json(d: &Dynamic) -> serde_json::Value {
+    use serde_json::Value;
+    if d.is_unit() {
+        Value::Null
+    } else if let Ok(b) = d.as_bool() {
+        Value::Bool(b)
+    } else if let Ok(i) = d.as_int() {
+        Value::from(i)
+    } else if let Ok(f) = d.as_float() {
+        Value::from(f)
+    } else if let Some(a) = d.read_lock::<Array>() {
+        Value::Array(a.iter().map(to_json).collect())
+    } else if let Some(m) = d.read_lock::<Map>() {
+        Value::Object(m.iter().map(|(k, v)| (k.to_string(), to_json(v))).collect())
+    } else {
+        Value::String(d.to_string())
+    }
+}
+
+/// Runs `source`, filling `env.state`.
+pub(crate) fn run(env: &Arc<Env>, source: &str, timeout: Duration) -> Result<(), EngineError> {
+    let engine = build(env, timeout);
+    let ast = engine.compile(source).map_err(EngineError::from_parse)?;
+    engine
+        .run_ast(&ast)
+        .map_err(|e| EngineError::from_rhai(*e, timeout))
+}
+
+fn build(env: &Arc<Env>, timeout: Duration) -> rhai::Engine {
+    let mut engine = rhai::Engine::new();
+    // Scripts build queries; they never need much of anything.
+    engine
+        .set_max_operations(5_000_000)
+        .set_max_call_levels(32)
+        .set_max_expr_depths(64, 32)
+        .set_max_string_size(1 << 20)
+        .set_max_array_size(10_000)
+        .set_max_map_size(10_000)
+        .set_max_variables(1_000)
+        .set_max_functions(1_000)
+        .set_max_modules(0);
+    let deadline = Instant::now() + timeout;
+    engine.on_progress(move |ops| {
+        (ops % 4096 == 0 && Instant::now() > deadline).then(|| Dynamic::from("deadline"))
+    });
+    engine.on_print(|s| tracing::debug!(target: "pxtop_engine::script", "{s}"));
+    engine.on_debug(|s, _, pos| tracing::debug!(target: "pxtop_engine::script", "{pos:?}: {s}"));
+    engine
+        .register_type_with_name::<Frame>("DataFrame")
+        .register_type_with_name::<ColExpr>("Expr")
+        .register_type_with_name::<Grouped>("GroupBy")
+        .register_type_with_name::<CtxProxy>("Ctx");
+    register_frame(&mut engine, env);
+    register_expr(&mut engine);
+    engine.register_static_module("px", px_module(env).into());
+    engine
+}
+
+/// `df.ctx` (no call), so PxL's `df.ctx["service"]` works too.
+#[derive(Debug, Clone)]
+struct CtxProxy(Frame);
+
+fn register_frame(engine: &mut rhai::Engine, env: &Arc<Env>) {
+    engine
+        .register_fn("col", |f: &mut Frame, name: &str| f.col(name))
+        .register_indexer_get(|f: &mut Frame, name: ImmutableString| f.col(&name))
+        .register_indexer_get(|f: &mut Frame, cond: ColExpr| f.filter(cond.0))
+        .register_indexer_get(|f: &mut Frame, cols: Array| {
+            f.select(&names(&Dynamic::from(cols), "df[[...]]")?)
+        })
+        .register_indexer_set(|f: &mut Frame, name: ImmutableString, v: Dynamic| {
+            let e = to_expr(v, &format!("df[{name:?}] = ..."))?;
+            f.set(&name, e)
+        })
+        .register_fn("filter", |f: &mut Frame, cond: ColExpr| f.filter(cond.0))
+        .register_fn("filter", |_: &mut Frame, cond: bool| -> RhaiResult<Frame> {
+            Err(invalid(format!(
+                "filter got the plain bool {cond}, not a column condition; compare a column, \
+                 like df.filter(df.resp_status >= 400)"
+            )))
+        })
+        .register_fn("select", |f: &mut Frame, cols: Dynamic| {
+            f.select(&names(&cols, "select")?)
+        })
+        .register_fn("drop", |f: &mut Frame, cols: Dynamic| {
+            f.drop_cols(&names(&cols, "drop")?)
+        })
+        .register_fn("head", |f: &mut Frame, n: INT| f.head(n))
+        .register_fn("head", |f: &mut Frame| f.head(5))
+        .register_fn("sort", |f: &mut Frame, keys: Dynamic| {
+            f.sort(&names(&keys, "sort")?)
+        })
+        .register_fn("groupby", |f: &mut Frame, keys: Dynamic| {
+            f.groupby(names(&keys, "groupby")?)
+        })
+        .register_fn("agg", |g: &mut Grouped, spec: Map| {
+            g.frame.aggregate(&g.keys, &spec)
+        })
+        .register_fn("agg", |f: &mut Frame, spec: Map| f.aggregate(&[], &spec))
+        .register_fn("columns", |f: &mut Frame| -> Array {
+            f.columns().into_iter().map(Dynamic::from).collect()
+        })
+        .register_fn("to_string", |f: &mut Frame| {
+            f.plan.display_indent().to_string()
+        })
+        .register_fn("to_debug", |f: &mut Frame| {
+            f.plan.display_indent().to_string()
+        })
+        .register_fn("to_string", |e: &mut ColExpr| e.0.to_string())
+        .register_fn("to_debug", |e: &mut ColExpr| e.0.to_string())
+        .register_get("ctx", |f: &mut Frame| CtxProxy(f.clone()));
+    let e = env.clone();
+    engine.register_fn("ctx", move |f: &mut Frame, key: &str| e.ctx(f, key));
+    let e = env.clone();
+    engine.register_indexer_get(move |p: &mut CtxProxy, key: ImmutableString| e.ctx(&p.0, &key));
+}
+
+fn register_expr(engine: &mut rhai::Engine) {
+    let ops = [
+        ("+", Operator::Plus),
+        ("-", Operator::Minus),
+        ("*", Operator::Multiply),
+        ("/", Operator::Divide),
+        ("%", Operator::Modulo),
+        ("==", Operator::Eq),
+        ("!=", Operator::NotEq),
+        ("<", Operator::Lt),
+        ("<=", Operator::LtEq),
+        (">", Operator::Gt),
+        (">=", Operator::GtEq),
+        ("&", Operator::And),
+        ("|", Operator::Or),
+    ];
+    for (name, op) in ops {
+        let f = binop(op);
+        engine
+            .register_fn(name, move |a: ColExpr, b: ColExpr| ColExpr(f(a.0, b.0)))
+            .register_fn(name, move |a: ColExpr, b: INT| ColExpr(f(a.0, lit(b))))
+            .register_fn(name, move |a: INT, b: ColExpr| ColExpr(f(lit(a), b.0)))
+            .register_fn(name, move |a: ColExpr, b: FLOAT| ColExpr(f(a.0, lit(b))))
+            .register_fn(name, move |a: FLOAT, b: ColExpr| ColExpr(f(lit(a), b.0)))
+            .register_fn(name, move |a: ColExpr, b: ImmutableString| {
+                ColExpr(f(a.0, lit(b.as_str())))
+            })
+            .register_fn(name, move |a: ImmutableString, b: ColExpr| {
+                ColExpr(f(lit(a.as_str()), b.0))
+            })
+            .register_fn(name, move |a: ColExpr, b: bool| ColExpr(f(a.0, lit(b))))
+            .register_fn(name, move |a: bool, b: ColExpr| ColExpr(f(lit(a), b.0)));
+    }
+    engine
+        .register_fn("-", |a: ColExpr| ColExpr(-a.0))
+        .register_fn("!", |a: ColExpr| ColExpr(!a.0))
+        .register_fn("contains", |a: &mut ColExpr, s: &str| {
+            ColExpr(contains(a.0.clone(), lit(s)))
+        })
+        .register_fn("starts_with", |a: &mut ColExpr, s: &str| {
+            ColExpr(starts_with(a.0.clone(), lit(s)))
+        })
+        .register_fn("ends_with", |a: &mut ColExpr, s: &str| {
+            ColExpr(ends_with(a.0.clone(), lit(s)))
+        })
+        .register_fn("lower", |a: &mut ColExpr| ColExpr(lower(a.0.clone())))
+        .register_fn("upper", |a: &mut ColExpr| ColExpr(upper(a.0.clone())))
+        .register_fn("is_null", |a: &mut ColExpr| ColExpr(a.0.clone().is_null()))
+        .register_fn("is_not_null", |a: &mut ColExpr| {
+            ColExpr(a.0.clone().is_not_null())
+        });
+}
+
+fn px_module(env: &Arc<Env>) -> Module {
+    let mut m = Module::new();
+    let e = env.clone();
+    m.set_native_fn(
+        "param",
+        move |c: NativeCallContext<'_>, name: &str, default: Dynamic, help: &str| {
+            placed(&c, e.param(name, default, help))
+        },
+    );
+    let e = env.clone();
+    m.set_native_fn(
+        "param",
+        move |c: NativeCallContext<'_>, name: &str, default: Dynamic| {
+            placed(&c, e.param(name, default, ""))
+        },
+    );
+    let e = env.clone();
+    m.set_native_fn("DataFrame", move |c: NativeCallContext<'_>, table: &str| {
+        placed(&c, e.dataframe(table, &Dynamic::UNIT, &Dynamic::UNIT))
+    });
+    let e = env.clone();
+    m.set_native_fn(
+        "DataFrame",
+        move |c: NativeCallContext<'_>, table: &str, start: Dynamic| {
+            placed(&c, e.dataframe(table, &start, &Dynamic::UNIT))
+        },
+    );
+    let e = env.clone();
+    m.set_native_fn(
+        "DataFrame",
+        move |c: NativeCallContext<'_>, table: &str, start: Dynamic, end: Dynamic| {
+            placed(&c, e.dataframe(table, &start, &end))
+        },
+    );
+    let e = env.clone();
+    m.set_native_fn("display", move |c: NativeCallContext<'_>, df: Frame| {
+        placed(&c, e.display(df, "output", &Dynamic::UNIT))
+    });
+    let e = env.clone();
+    m.set_native_fn(
+        "display",
+        move |c: NativeCallContext<'_>, df: Frame, name: &str| {
+            placed(&c, e.display(df, name, &Dynamic::UNIT))
+        },
+    );
+    let e = env.clone();
+    m.set_native_fn(
+        "display",
+        move |c: NativeCallContext<'_>, df: Frame, name: &str, widget: Dynamic| {
+            placed(&c, e.display(df, name, &widget))
+        },
+    );
+    let now = env.now_ns;
+    m.set_native_fn("now", move || Ok(now));
+    let e = env.clone();
+    m.set_native_fn(
+        "ctx",
+        move |c: NativeCallContext<'_>, df: Frame, key: &str| placed(&c, e.ctx(&df, key)),
+    );
+    m.set_native_fn(
+        "select",
+        |c: NativeCallContext<'_>, cond: Dynamic, a: Dynamic, b: Dynamic| {
+            let build = || {
+                let cond = to_expr(cond, "px::select condition")?;
+                let a = to_expr(a, "px::select value")?;
+                let b = to_expr(b, "px::select value")?;
+                when(cond, a).otherwise(b).map(ColExpr).map_err(df_err)
+            };
+            placed(&c, build())
+        },
+    );
+    m.set_native_fn("contains", |a: ColExpr, s: &str| {
+        Ok(ColExpr(contains(a.0, lit(s))))
+    });
+    m
+}
+
+/// Gives an error from a `px::` function the call's position: rhai places errors of method and
+/// operator calls itself, but not of calls into a module.
+fn placed<T>(c: &NativeCallContext<'_>, r: RhaiResult<T>) -> RhaiResult<T> {
+    r.map_err(|mut e| {
+        if e.position().is_none() {
+            e.set_position(c.call_position());
+        }
+        e
+    })
+}
