@@ -12,6 +12,6 @@ pub mod socket;
 
 pub use preflight::{PreflightError, preflight};
 pub use socket::{
-    CloseEvent, Counters, DataEvent, Direction, Event, OpenEvent, Role, SocketTracer,
-    TracerConfig, TracerError,
+    CloseEvent, Counters, DataEvent, Direction, Event, OpenEvent, Role, SocketTracer, TracerConfig,
+    TracerError,
 };

@@ -45,7 +45,10 @@ pub fn preflight() -> Result<(), PreflightError> {
 
 fn effective_caps() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?.trim();
+    let hex = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))?
+        .trim();
     u64::from_str_radix(hex, 16).ok()
 }
 
@@ -62,6 +65,8 @@ fn ensure_tracefs() -> Result<(), PreflightError> {
     if status.success() && Path::new("/sys/kernel/tracing/events").exists() {
         Ok(())
     } else {
-        Err(PreflightError::Tracefs(format!("mount exited with {status}")))
+        Err(PreflightError::Tracefs(format!(
+            "mount exited with {status}"
+        )))
     }
 }

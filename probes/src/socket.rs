@@ -356,7 +356,11 @@ impl SocketTracer {
             programs.push((format!("enter_{sc}"), "syscalls", format!("sys_enter_{sc}")));
             programs.push((format!("exit_{sc}"), "syscalls", format!("sys_exit_{sc}")));
         }
-        programs.push(("enter_close".to_string(), "syscalls", "sys_enter_close".to_string()));
+        programs.push((
+            "enter_close".to_string(),
+            "syscalls",
+            "sys_enter_close".to_string(),
+        ));
         for (prog, category, tp) in &programs {
             let result = attach(&mut ebpf, prog, category, tp);
             if let Err(e) = &result {
@@ -367,10 +371,16 @@ impl SocketTracer {
                 error: result.err(),
             });
         }
-        let essential = ["sys_enter_read", "sys_exit_read", "sys_enter_write", "sys_exit_write"];
-        if let Some(failed) = attachments.iter().find(|a| {
-            a.error.is_some() && essential.iter().any(|e| a.tracepoint.ends_with(e))
-        }) {
+        let essential = [
+            "sys_enter_read",
+            "sys_exit_read",
+            "sys_enter_write",
+            "sys_exit_write",
+        ];
+        if let Some(failed) = attachments
+            .iter()
+            .find(|a| a.error.is_some() && essential.iter().any(|e| a.tracepoint.ends_with(e)))
+        {
             return Err(TracerError::Attach(format!(
                 "{}: {}",
                 failed.tracepoint,
@@ -442,7 +452,10 @@ impl SocketTracer {
     }
 }
 
-#[expect(unsafe_code, reason = "tokio's AsyncFd registration is unsafe: the fd must outlive it")]
+#[expect(
+    unsafe_code,
+    reason = "tokio's AsyncFd registration is unsafe: the fd must outlive it"
+)]
 fn register_ring(ring: RingBuf<MapData>) -> io::Result<AsyncFd<RingBuf<MapData>>> {
     // SAFETY: the RingBuf owns its map's fd and keeps it open and unchanged until it is
     // dropped, and the AsyncFd owns the RingBuf, so the fd outlives the registration.
@@ -588,9 +601,15 @@ mod tests {
         let Some(Event::Data(d)) = decode(&b) else {
             panic!("not decoded")
         };
-        assert_eq!((d.tgid, d.fd, d.dir, d.role), (42, 7, Direction::Ingress, Role::Server));
+        assert_eq!(
+            (d.tgid, d.fd, d.dir, d.role),
+            (42, 7, Direction::Ingress, Role::Server)
+        );
         assert_eq!((d.pos, d.size, d.data), (100, 9000, &b"hello"[..]));
-        assert!(decode(&b[..66]).is_none(), "captured says 5 bytes, only 2 present");
+        assert!(
+            decode(&b[..66]).is_none(),
+            "captured says 5 bytes, only 2 present"
+        );
         assert!(decode(&[9, 0, 0, 0]).is_none());
     }
 }

@@ -1,5 +1,10 @@
 //! Loads the real socket tracer into this kernel and checks what it reports for loopback
 //! traffic this test makes. Needs root: skipped with a reason outside CI, a failure in CI.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests and benches fail loudly"
+)]
 
 use std::{
     io::{Read, Write},
@@ -42,7 +47,11 @@ async fn captures_loopback_tcp_with_roles_positions_and_truncation() {
         self_tgid: 0,
     };
     let mut tracer = SocketTracer::load(&cfg).expect("load the socket tracer");
-    assert!(tracer.attachments().iter().all(|a| a.error.is_none()), "{:?}", tracer.attachments());
+    assert!(
+        tracer.attachments().iter().all(|a| a.error.is_none()),
+        "{:?}",
+        tracer.attachments()
+    );
 
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -94,13 +103,23 @@ async fn captures_loopback_tcp_with_roles_positions_and_truncation() {
             break;
         }
     }
-    assert_eq!(seen.client_open, Some((client_port, port, Role::Client)), "{seen:?}");
-    assert_eq!(seen.server_open, Some((port, client_port, Role::Server)), "{seen:?}");
+    assert_eq!(
+        seen.client_open,
+        Some((client_port, port, Role::Client)),
+        "{seen:?}"
+    );
+    assert_eq!(
+        seen.server_open,
+        Some((port, client_port, Role::Server)),
+        "{seen:?}"
+    );
     // Both ends are this process: each message is seen leaving one socket and entering another.
     assert_eq!(seen.egress, b"helloworld");
     assert_eq!(seen.ingress, b"helloworld");
     assert!(
-        seen.big_sizes.iter().all(|(size, got)| *got as u64 <= 4096 && *got as u64 <= *size),
+        seen.big_sizes
+            .iter()
+            .all(|(size, got)| *got as u64 <= 4096 && *got as u64 <= *size),
         "{:?}",
         seen.big_sizes
     );

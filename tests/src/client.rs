@@ -50,7 +50,10 @@ impl Request {
     }
 
     fn bytes(&self, port: u16) -> Vec<u8> {
-        let mut out = format!("{} {} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n", self.method, self.path);
+        let mut out = format!(
+            "{} {} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n",
+            self.method, self.path
+        );
         for (k, v) in &self.headers {
             out.push_str(&format!("{k}: {v}\r\n"));
         }
@@ -172,8 +175,9 @@ fn read_response(r: &mut impl BufRead, head: bool) -> anyhow::Result<(u16, usize
             let mut total = 0;
             loop {
                 let size_line = read_line(r)?;
-                let size = usize::from_str_radix(size_line.split(';').next().unwrap_or("").trim(), 16)
-                    .with_context(|| format!("bad chunk size {size_line:?}"))?;
+                let size =
+                    usize::from_str_radix(size_line.split(';').next().unwrap_or("").trim(), 16)
+                        .with_context(|| format!("bad chunk size {size_line:?}"))?;
                 if size == 0 {
                     while !read_line(r)?.is_empty() {}
                     return Ok((status, total));

@@ -97,8 +97,7 @@ pub fn pxtop_bin() -> std::path::PathBuf {
 }
 
 async fn health(url: &str, token: &str) -> anyhow::Result<()> {
-    let mut client =
-        pxtop_proto::v1::pxtop_client::PxtopClient::connect(url.to_string()).await?;
+    let mut client = pxtop_proto::v1::pxtop_client::PxtopClient::connect(url.to_string()).await?;
     let mut req = tonic::Request::new(pxtop_proto::v1::HealthRequest {});
     req.metadata_mut()
         .insert("authorization", format!("Bearer {token}").parse()?);

@@ -91,8 +91,8 @@ http {{
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             if let Some(status) = nginx.child.try_wait()? {
-                let log = std::fs::read_to_string(nginx.dir.join("logs/error.log"))
-                    .unwrap_or_default();
+                let log =
+                    std::fs::read_to_string(nginx.dir.join("logs/error.log")).unwrap_or_default();
                 bail!("nginx exited with {status}: {log}");
             }
             if Instant::now() > deadline {

@@ -2,6 +2,11 @@
 //! statuses and body sizes over keep-alive and pipelined connections, captured by the real
 //! probes in an in-process pxtopd; the rows must match what was sent, through gRPC and through
 //! `pxtop run ... -o json` as a user would run it.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests and benches fail loudly"
+)]
 
 use std::{collections::HashMap, process::Command, time::Duration};
 
@@ -45,7 +50,9 @@ fn plan() -> Vec<(bool, Vec<Request>)> {
                 8 => Request::new("GET", next(&format!("/files/{}.txt", [0, 1, 1024][i % 3]))),
                 9 => Request::new("GET", next("/files/100000.txt")),
                 10 => Request::new("GET", next("/copy/16384.txt")),
-                11 => Request::new("GET", next("/gzip/100000.txt")).header("Accept-Encoding", "gzip"),
+                11 => {
+                    Request::new("GET", next("/gzip/100000.txt")).header("Accept-Encoding", "gzip")
+                }
                 12 => Request::new("POST", next("/status/201")).body(vec![b'b'; 64 * 1024]),
                 13 if i % 2 == 0 => Request::new("GET", next("/files/1048576.txt")),
                 13 => Request::new("POST", next("/status/201")).body(vec![b'm'; 1 << 20]),
@@ -86,7 +93,10 @@ fn send(port: u16) -> anyhow::Result<Vec<Exchange>> {
         .collect();
     let mut all = Vec::new();
     for h in handles {
-        all.extend(h.join().map_err(|_| anyhow::anyhow!("client thread panicked"))??);
+        all.extend(
+            h.join()
+                .map_err(|_| anyhow::anyhow!("client thread panicked"))??,
+        );
     }
     Ok(all)
 }
@@ -110,7 +120,9 @@ fn decode(ipc: &[u8]) -> Vec<RecordBatch> {
 
 /// Rows captured for nginx on `port`, by path, via gRPC with an inline script.
 async fn captured(backend: &Backend, port: u16) -> HashMap<String, Vec<Row>> {
-    let mut client = PxtopClient::connect(backend.url.clone()).await.expect("connect");
+    let mut client = PxtopClient::connect(backend.url.clone())
+        .await
+        .expect("connect");
     let source = format!(
         "let df = px::DataFrame(\"http_events\", \"-10m\");\n\
          df = df.filter(df.local_port == {port});\n\
@@ -124,25 +136,39 @@ async fn captured(backend: &Backend, port: u16) -> HashMap<String, Vec<Row>> {
         "authorization",
         format!("Bearer {}", backend.token).parse().expect("header"),
     );
-    let mut stream = client.execute_script(req).await.expect("execute").into_inner();
+    let mut stream = client
+        .execute_script(req)
+        .await
+        .expect("execute")
+        .into_inner();
     let mut rows: HashMap<String, Vec<Row>> = HashMap::new();
     while let Some(msg) = stream.message().await.expect("stream") {
-        let Some(R::Batch(b)) = msg.result else { continue };
+        let Some(R::Batch(b)) = msg.result else {
+            continue;
+        };
         for batch in decode(&b.arrow_ipc) {
             let s = |n: &str| batch.column_by_name(n).expect(n).as_string::<i32>().clone();
-            let i = |n: &str| batch.column_by_name(n).expect(n).as_primitive::<Int64Type>().clone();
+            let i = |n: &str| {
+                batch
+                    .column_by_name(n)
+                    .expect(n)
+                    .as_primitive::<Int64Type>()
+                    .clone()
+            };
             let (path, method) = (s("req_path"), s("req_method"));
             let (status, latency, role) = (i("resp_status"), i("latency"), i("trace_role"));
             let (req_size, resp_size) = (i("req_body_size"), i("resp_body_size"));
             for r in 0..batch.num_rows() {
-                rows.entry(path.value(r).to_string()).or_default().push(Row {
-                    method: method.value(r).to_string(),
-                    status: status.value(r),
-                    latency: latency.value(r),
-                    req_body_size: req_size.value(r),
-                    resp_body_size: resp_size.value(r),
-                    trace_role: role.value(r),
-                });
+                rows.entry(path.value(r).to_string())
+                    .or_default()
+                    .push(Row {
+                        method: method.value(r).to_string(),
+                        status: status.value(r),
+                        latency: latency.value(r),
+                        req_body_size: req_size.value(r),
+                        resp_body_size: resp_size.value(r),
+                        trace_role: role.value(r),
+                    });
             }
         }
     }
@@ -183,8 +209,17 @@ async fn nginx_traffic_is_captured_exactly_and_served_by_pxtop_run() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     let total: usize = rows.values().map(Vec::len).sum();
-    let missing: Vec<_> = sent.iter().filter(|e| !rows.contains_key(&e.path)).collect();
-    assert!(missing.is_empty(), "{} of {} requests not captured, e.g. {:?}", missing.len(), sent.len(), &missing[..missing.len().min(5)]);
+    let missing: Vec<_> = sent
+        .iter()
+        .filter(|e| !rows.contains_key(&e.path))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} requests not captured, e.g. {:?}",
+        missing.len(),
+        sent.len(),
+        &missing[..missing.len().min(5)]
+    );
     assert_eq!(total, sent.len(), "one row per request, no duplicates");
     for e in &sent {
         let r = &rows[&e.path][0];
@@ -192,18 +227,34 @@ async fn nginx_traffic_is_captured_exactly_and_served_by_pxtop_run() {
         assert_eq!(r.status, i64::from(e.status), "{e:?} {r:?}");
         assert_eq!(r.trace_role, 2, "nginx's side is the server: {e:?}");
         assert!(r.latency > 0, "{e:?} {r:?}");
-        assert!(r.latency as u128 <= e.elapsed.as_nanos(), "captured latency above the client's: {e:?} {r:?}");
+        assert!(
+            r.latency as u128 <= e.elapsed.as_nanos(),
+            "captured latency above the client's: {e:?} {r:?}"
+        );
         assert_eq!(r.req_body_size, e.req_body_size as i64, "{e:?} {r:?}");
         assert_eq!(r.resp_body_size, e.resp_body_size as i64, "{e:?} {r:?}");
     }
 
     // The same rows as a user gets them.
     let out = Command::new(pxtop_bin())
-        .args(["--addr", &backend.url, "run", "px/http_data", "--arg", "start_time=-10m", "-o", "json"])
+        .args([
+            "--addr",
+            &backend.url,
+            "run",
+            "px/http_data",
+            "--arg",
+            "start_time=-10m",
+            "-o",
+            "json",
+        ])
         .env("PXTOP_TOKEN", &backend.token)
         .output()
         .expect("run pxtop (build it first: cargo build --workspace)");
-    assert!(out.status.success(), "pxtop run failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "pxtop run failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8(out.stdout).expect("utf-8");
     let mut by_path: HashMap<String, serde_json::Value> = HashMap::new();
     for line in stdout.lines() {
@@ -214,7 +265,11 @@ async fn nginx_traffic_is_captured_exactly_and_served_by_pxtop_run() {
             by_path.insert(v["req_path"].as_str().unwrap_or_default().to_string(), v);
         }
     }
-    assert_eq!(by_path.len(), sent.len(), "pxtop run shows every request once");
+    assert_eq!(
+        by_path.len(),
+        sent.len(),
+        "pxtop run shows every request once"
+    );
     for e in &sent {
         let v = &by_path[&e.path];
         assert_eq!(v["req_method"], serde_json::json!(e.method));
@@ -226,15 +281,30 @@ async fn nginx_traffic_is_captured_exactly_and_served_by_pxtop_run() {
     // NB: probe_status is sampled every second; wait for a sample taken after the load.
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let status = Command::new(pxtop_bin())
-        .args(["--addr", &backend.url, "run", "-o", "json", "px/probe_status"])
+        .args([
+            "--addr",
+            &backend.url,
+            "run",
+            "-o",
+            "json",
+            "px/probe_status",
+        ])
         .env("PXTOP_TOKEN", &backend.token)
         .output()
         .expect("run pxtop");
-    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
     let text = String::from_utf8_lossy(&status.stdout);
     let last = text.lines().last().unwrap_or_default();
     let v: serde_json::Value = serde_json::from_str(last).unwrap_or_default();
-    assert!(v["events"].as_i64().unwrap_or(0) > 0, "probe_status: {text} {}", String::from_utf8_lossy(&status.stderr));
+    assert!(
+        v["events"].as_i64().unwrap_or(0) > 0,
+        "probe_status: {text} {}",
+        String::from_utf8_lossy(&status.stderr)
+    );
     assert_eq!(v["lost"], serde_json::json!(0), "{last}");
     drop(nginx);
     backend.stop().await.expect("pxtopd stopped cleanly");

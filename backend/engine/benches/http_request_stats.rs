@@ -1,4 +1,9 @@
 //! `px/http_request_stats` over 1,000,000 fixture rows: compile plus execute, end to end.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests and benches fail loudly"
+)]
 
 use std::{
     collections::BTreeMap,

@@ -44,12 +44,8 @@ impl Interceptor for TokenCheck {
     fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
         match request.metadata().get(AUTH_HEADER) {
             Some(v) if self.accepts(v.as_bytes()) => Ok(request),
-            Some(_) => Err(Status::unauthenticated(
-                "wrong bearer token",
-            )),
-            None => Err(Status::unauthenticated(
-                "missing bearer token",
-            )),
+            Some(_) => Err(Status::unauthenticated("wrong bearer token")),
+            None => Err(Status::unauthenticated("missing bearer token")),
         }
     }
 }

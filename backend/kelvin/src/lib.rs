@@ -15,8 +15,9 @@ use futures::Stream;
 use pxtop_engine::{Engine, EngineError, ErrorKind};
 use pxtop_proto::v1::{
     self, ExecuteScriptRequest, ExecuteScriptResponse, ExecutionStats, HealthRequest,
-    HealthResponse, ListScriptsRequest, ListScriptsResponse, ListTablesRequest,
-    ListTablesResponse, TableBatch, execute_script_response::Result as Reply,
+    HealthResponse, ListScriptsRequest, ListScriptsResponse, ListTablesRequest, ListTablesResponse,
+    TableBatch,
+    execute_script_response::Result as Reply,
     pxtop_server::{Pxtop, PxtopServer},
 };
 use pxtop_store::Store;
@@ -238,7 +239,8 @@ pub async fn serve(
     let server = PxtopServer::new(service)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    let server = tonic::service::interceptor::InterceptedService::new(server, TokenCheck::new(token));
+    let server =
+        tonic::service::interceptor::InterceptedService::new(server, TokenCheck::new(token));
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     tonic::transport::Server::builder()
         .add_service(server)

@@ -65,7 +65,12 @@ pub struct UnknownCtxKey(pub String);
 impl fmt::Display for UnknownCtxKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let known: Vec<_> = CtxKey::ALL.iter().map(|k| k.name()).collect();
-        write!(f, "unknown ctx key {:?}; known keys: {}", self.0, known.join(", "))
+        write!(
+            f,
+            "unknown ctx key {:?}; known keys: {}",
+            self.0,
+            known.join(", ")
+        )
     }
 }
 
@@ -205,7 +210,11 @@ mod tests {
     fn local_metadata_names_this_process() {
         let md = LocalMetadata::new();
         let pid = std::process::id();
-        let upid = format!("00000001-{:04x}-{:04x}-0000-000000000000", pid >> 16, pid & 0xffff);
+        let upid = format!(
+            "00000001-{:04x}-{:04x}-0000-000000000000",
+            pid >> 16,
+            pid & 0xffff
+        );
         assert_eq!(upid_pid(&upid), Some(pid));
         let name = md.ctx(&upid, CtxKey::Service).unwrap();
         let comm = std::fs::read_to_string("/proc/self/comm").unwrap();

@@ -79,7 +79,9 @@ struct ConnKey {
 
 #[derive(Debug)]
 enum ProtoState {
-    Unknown { attempts: u32 },
+    Unknown {
+        attempts: u32,
+    },
     Opaque,
     Http1 {
         conn: Box<http1::Conn>,
@@ -425,12 +427,11 @@ fn local_ips() -> Vec<std::net::IpAddr> {
             let t = line.trim();
             if let Some(ip) = t.strip_prefix("|-- ").and_then(|x| x.parse().ok()) {
                 last = Some(ip);
-            } else if t.contains("/32 host LOCAL") {
-                if let Some(ip) = last.take() {
-                    if !ips.contains(&ip) {
-                        ips.push(ip);
-                    }
-                }
+            } else if t.contains("/32 host LOCAL")
+                && let Some(ip) = last.take()
+                && !ips.contains(&ip)
+            {
+                ips.push(ip);
             }
         }
     }

@@ -1,10 +1,13 @@
 //! Ingest driven by replayed socket tracer events (no probes, no root): connection tracking,
 //! reassembly with gaps and late events, protocol inference, role inference, stitching and
 //! the rows that land in the store.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests and benches fail loudly"
+)]
 
-use std::{
-    net::{IpAddr, Ipv4Addr, SocketAddr},
-};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use arrow::{
     array::{AsArray, RecordBatch},
@@ -93,7 +96,9 @@ impl Replay {
     fn rows(&mut self) -> RecordBatch {
         let store = Store::new(StoreConfig::default());
         self.ingest.flush(&store).expect("flush");
-        let snap = store.scan("http_events", TimeRange::default()).expect("scan");
+        let snap = store
+            .scan("http_events", TimeRange::default())
+            .expect("scan");
         concat_batches(&schema::http_events(), &snap.batches).expect("concat")
     }
 }
@@ -104,7 +109,10 @@ fn strings(b: &RecordBatch, col: &str) -> Vec<String> {
 }
 
 fn ints(b: &RecordBatch, col: &str) -> Vec<i64> {
-    let a = b.column_by_name(col).expect(col).as_primitive::<Int64Type>();
+    let a = b
+        .column_by_name(col)
+        .expect(col)
+        .as_primitive::<Int64Type>();
     (0..b.num_rows()).map(|i| a.value(i)).collect()
 }
 
@@ -112,10 +120,26 @@ fn ints(b: &RecordBatch, col: &str) -> Vec<i64> {
 fn server_side_keep_alive_requests_become_rows_with_latency() {
     let mut r = Replay::new(ClientSide::RemoteOnly);
     r.open(Role::Server, Ipv4Addr::LOCALHOST);
-    r.data(Direction::Ingress, b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n", 28);
-    r.data(Direction::Egress, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi", 40);
-    r.data(Direction::Ingress, b"POST /b HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 7\r\n\r\n{\"a\":1}", 78);
-    r.data(Direction::Egress, b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", 45);
+    r.data(
+        Direction::Ingress,
+        b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n",
+        28,
+    );
+    r.data(
+        Direction::Egress,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi",
+        40,
+    );
+    r.data(
+        Direction::Ingress,
+        b"POST /b HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 7\r\n\r\n{\"a\":1}",
+        78,
+    );
+    r.data(
+        Direction::Egress,
+        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
+        45,
+    );
     let b = r.rows();
     assert_eq!(b.num_rows(), 2);
     assert_eq!(strings(&b, "req_method"), ["GET", "POST"]);
@@ -131,7 +155,8 @@ fn server_side_keep_alive_requests_become_rows_with_latency() {
     assert_eq!(ints(&b, "local_port"), [8080, 8080]);
     let upid = &strings(&b, "upid")[0];
     assert_eq!(schema::parse_upid(upid), Some((1, TGID, 500)));
-    let headers: serde_json::Value = serde_json::from_str(&strings(&b, "req_headers")[0]).expect("json");
+    let headers: serde_json::Value =
+        serde_json::from_str(&strings(&b, "req_headers")[0]).expect("json");
     assert_eq!(headers["Host"], "x");
 }
 
@@ -151,15 +176,27 @@ fn client_rows_to_local_servers_are_left_to_the_server_side() {
     let mut r = Replay::new(ClientSide::RemoteOnly);
     r.open(Role::Client, Ipv4Addr::LOCALHOST);
     r.data(Direction::Egress, b"GET /x HTTP/1.1\r\n\r\n", 19);
-    r.data(Direction::Ingress, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 38);
+    r.data(
+        Direction::Ingress,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+        38,
+    );
     assert_eq!(r.rows().num_rows(), 0);
     assert_eq!(r.ingest.stats().client_rows_deduplicated, 1);
 
     let mut r = Replay::new(ClientSide::RemoteOnly);
     r.open(Role::Client, Ipv4Addr::new(93, 184, 216, 34));
     r.data(Direction::Egress, b"GET /x HTTP/1.1\r\n\r\n", 19);
-    r.data(Direction::Ingress, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 38);
-    assert_eq!(r.rows().num_rows(), 1, "a remote server's traffic is counted client-side");
+    r.data(
+        Direction::Ingress,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+        38,
+    );
+    assert_eq!(
+        r.rows().num_rows(),
+        1,
+        "a remote server's traffic is counted client-side"
+    );
 }
 
 #[test]
@@ -177,7 +214,11 @@ fn truncated_captures_and_lost_events_keep_bodies_sized_and_streams_in_sync() {
     r.data(Direction::Egress, &vec![b'z'; rest as usize], rest);
     // The stream is still in sync: the next exchange parses.
     r.data(Direction::Ingress, b"GET /next HTTP/1.1\r\n\r\n", 22);
-    r.data(Direction::Egress, b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n!", 39);
+    r.data(
+        Direction::Egress,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n!",
+        39,
+    );
     let b = r.rows();
     assert_eq!(strings(&b, "req_path"), ["/big", "/next"]);
     assert_eq!(ints(&b, "resp_body_size"), [100_000, 1]);
@@ -196,7 +237,11 @@ fn non_http_connections_are_given_up_on_without_rows_or_panics() {
     r.close();
     assert_eq!(r.rows().num_rows(), 0);
     assert_eq!(r.ingest.stats().opaque_conns, 1);
-    assert_eq!(r.ingest.stats().conns, 0, "closed connections are forgotten");
+    assert_eq!(
+        r.ingest.stats().conns,
+        0,
+        "closed connections are forgotten"
+    );
 }
 
 #[test]
@@ -205,7 +250,11 @@ fn close_finishes_a_close_delimited_response() {
     r.open(Role::Server, Ipv4Addr::LOCALHOST);
     r.data(Direction::Ingress, b"GET /old HTTP/1.0\r\n\r\n", 21);
     r.data(Direction::Egress, b"HTTP/1.0 200 OK\r\n\r\nuntil close", 30);
-    assert_eq!(r.ingest.pending_rows(), 0, "no length: the body ends at close");
+    assert_eq!(
+        r.ingest.pending_rows(),
+        0,
+        "no length: the body ends at close"
+    );
     r.close();
     let b = r.rows();
     assert_eq!(strings(&b, "resp_body"), ["until close"]);

@@ -1,5 +1,10 @@
 //! HTTP/1 parser throughput on a realistic mix: small GETs, 1 KiB JSON POSTs, 16 KiB chunked
 //! responses, pipelined on one keep-alive connection, fed in 4 KiB chunks like socket reads.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests and benches fail loudly"
+)]
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use pxtop_protocols::{

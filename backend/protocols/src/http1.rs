@@ -38,6 +38,10 @@ impl Default for Limits {
 const MAX_PENDING: usize = 1024;
 /// A chunk-size or trailer line longer than this is a parse error.
 const MAX_LINE: usize = 4096;
+/// Longest method token accepted before a head is called garbage.
+const MAX_METHOD: usize = 20;
+/// Bytes enough to recognise a start line when resynchronising (`OPTIONS ` / `HTTP/1.`).
+const START_PROBE: usize = 8;
 
 /// The first line of a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -235,6 +239,168 @@ impl Direction {
         }
     }
 
+    /// In resync: the rest of `data` from the next plausible start line, if any. A line start
+    /// that might begin a message but is cut by the chunk's end is carried in `buf` (at most a
+    /// few bytes), so a start line split across chunks is still found.
+    fn scan<'a>(&mut self, data: &'a [u8]) -> Option<&'a [u8]> {
+        if !self.buf.is_empty() {
+            let carried = self.buf.len();
+            let need = START_PROBE.saturating_sub(carried);
+            let mut probe = std::mem::take(&mut self.buf);
+            probe.extend_from_slice(&data[..need.min(data.len())]);
+            match starts_message(&probe, self.side) {
+                Some(true) => {
+                    // The head continues with `data`; keep only the carried bytes.
+                    probe.truncate(carried);
+                    self.buf = probe;
+                    return Some(data);
+                }
+                None if data.len() < need => {
+                    self.buf = probe;
+                    return None;
+                }
+                _ => {}
+            }
+        }
+        if let Some(p) = find_start(data, self.side) {
+            return Some(&data[p..]);
+        }
+        let tail = match data.iter().rposition(|b| *b == b'\n') {
+            Some(i) => &data[i + 1..],
+            None => data,
+        };
+        if !tail.is_empty() && starts_message(tail, self.side).is_none() {
+            self.buf.extend_from_slice(tail);
+        }
+        None
+    }
+
+    /// In a head: buffers or parses it, starts the body; returns the unconsumed rest of `data`.
+    fn head<'a>(
+        &mut self,
+        mut data: &'a [u8],
+        first_ts: u64,
+        last_ts: u64,
+        limits: &Limits,
+        stats: &mut Stats,
+        req: &mut dyn FnMut(usize) -> Option<ReqInfo>,
+    ) -> &'a [u8] {
+        let State::Head { start_ts } = &mut self.state else {
+            return data;
+        };
+        if start_ts.is_none() && self.buf.is_empty() {
+            // Skip blank lines between messages (RFC 9112 §2.2).
+            let n = data
+                .iter()
+                .take_while(|b| matches!(b, b'\r' | b'\n'))
+                .count();
+            data = &data[n..];
+            if data.is_empty() {
+                return data;
+            }
+        }
+        let start_ts = *start_ts.get_or_insert(first_ts);
+        let (parsed, rest) = if self.buf.is_empty() {
+            // Fast path: the whole head is in this chunk, parse it in place.
+            if plausible(data, self.side) == Some(false) {
+                stats.parse_errors += 1;
+                self.resync(stats);
+                return &data[1..];
+            }
+            match head_end(data) {
+                Some(end) if end <= limits.max_header_bytes => {
+                    (parse_head(&data[..end], self.side, limits), &data[end..])
+                }
+                Some(end) => (Err(()), &data[end..]),
+                None if data.len() > limits.max_header_bytes => {
+                    stats.parse_errors += 1;
+                    self.resync(stats);
+                    return &data[limits.max_header_bytes..];
+                }
+                None => {
+                    self.buf.extend_from_slice(data);
+                    return &[];
+                }
+            }
+        } else {
+            let old = self.buf.len();
+            let from = old.saturating_sub(3);
+            // Never hold more than the limit (+1 to tell "too long" from "exactly full").
+            let take = data
+                .len()
+                .min((limits.max_header_bytes + 1).saturating_sub(old));
+            self.buf.extend_from_slice(&data[..take]);
+            if old <= MAX_METHOD && plausible(&self.buf, self.side) == Some(false) {
+                // Dropping the buffered bytes guarantees progress; `data` is scanned again.
+                stats.parse_errors += 1;
+                self.resync(stats);
+                return data;
+            }
+            match head_end(&self.buf[from..]) {
+                Some(e) => {
+                    let end = e + from;
+                    let rest = &data[end.saturating_sub(old).min(data.len())..];
+                    let parsed = if end <= limits.max_header_bytes {
+                        parse_head(&self.buf[..end], self.side, limits)
+                    } else {
+                        Err(())
+                    };
+                    (parsed, rest)
+                }
+                None if self.buf.len() > limits.max_header_bytes => {
+                    stats.parse_errors += 1;
+                    self.resync(stats);
+                    return &data[take..];
+                }
+                None => return &[],
+            }
+        };
+        self.buf.clear();
+        let Ok((start, minor_version, headers)) = parsed else {
+            stats.parse_errors += 1;
+            self.resync(stats);
+            return rest;
+        };
+        let msg = Message {
+            start,
+            minor_version,
+            headers,
+            body: Vec::new(),
+            body_size: 0,
+            start_ts,
+            end_ts: last_ts,
+            notes: Vec::new(),
+        };
+        let body = match self.side {
+            Side::Request => {
+                stats.requests += 1;
+                request_body(&msg)
+            }
+            Side::Response => {
+                stats.responses += 1;
+                // 1xx responses precede the real one and answer no request of their own.
+                let info = if is_interim(&msg) {
+                    None
+                } else {
+                    req(self.done.iter().filter(|m| !is_interim(m)).count())
+                };
+                response_body(&msg, info)
+            }
+        };
+        match body {
+            Ok(Some(body)) => self.state = State::Body { msg, body },
+            Ok(None) => {
+                self.state = State::Head { start_ts: None };
+                self.done.push_back(msg);
+            }
+            Err(()) => {
+                stats.parse_errors += 1;
+                self.resync(stats);
+            }
+        }
+        rest
+    }
+
     fn finish_body(&mut self) {
         let state = std::mem::replace(&mut self.state, State::Head { start_ts: None });
         if let State::Body { msg, .. } = state {
@@ -254,88 +420,15 @@ impl Direction {
     ) {
         while !data.is_empty() {
             match &mut self.state {
-                State::Resync => match find_start(data, self.side) {
-                    Some(p) => {
-                        data = &data[p..];
+                State::Resync => match self.scan(data) {
+                    Some(rest) => {
+                        data = rest;
                         self.state = State::Head { start_ts: None };
                     }
                     None => return,
                 },
-                State::Head { start_ts } => {
-                    if start_ts.is_none() {
-                        // Skip blank lines between messages (RFC 9112 §2.2).
-                        if self.buf.is_empty() {
-                            let skip = data.iter().take_while(|b| **b == b'\r' || **b == b'\n');
-                            let n = skip.count();
-                            data = &data[n..];
-                            if data.is_empty() {
-                                return;
-                            }
-                        }
-                        *start_ts = Some(first_ts);
-                    }
-                    let start_ts = start_ts.unwrap_or(first_ts);
-                    let old = self.buf.len();
-                    let from = old.saturating_sub(3);
-                    self.buf.extend_from_slice(data);
-                    let Some(end) = head_end(&self.buf[from..]).map(|e| e + from) else {
-                        if self.buf.len() > limits.max_header_bytes {
-                            stats.parse_errors += 1;
-                            self.resync(stats);
-                        }
-                        return;
-                    };
-                    let consumed = end - old;
-                    data = &data[consumed..];
-                    match parse_head(&self.buf[..end], self.side, limits) {
-                        Ok((start, minor_version, headers)) => {
-                            self.buf.clear();
-                            let msg = Message {
-                                start,
-                                minor_version,
-                                headers,
-                                body: Vec::new(),
-                                body_size: 0,
-                                start_ts,
-                                end_ts: last_ts,
-                                notes: Vec::new(),
-                            };
-                            let body = match self.side {
-                                Side::Request => {
-                                    stats.requests += 1;
-                                    request_body(&msg)
-                                }
-                                Side::Response => {
-                                    stats.responses += 1;
-                                    let info = match msg.start {
-                                        // 1xx responses precede the real one.
-                                        Start::Response { status, .. }
-                                            if (100..200).contains(&status) =>
-                                        {
-                                            None
-                                        }
-                                        _ => req(self.done.len()),
-                                    };
-                                    response_body(&msg, info)
-                                }
-                            };
-                            match body {
-                                Ok(Some(body)) => self.state = State::Body { msg, body },
-                                Ok(None) => {
-                                    self.state = State::Head { start_ts: None };
-                                    self.done.push_back(msg);
-                                }
-                                Err(()) => {
-                                    stats.parse_errors += 1;
-                                    self.resync(stats);
-                                }
-                            }
-                        }
-                        Err(()) => {
-                            stats.parse_errors += 1;
-                            self.resync(stats);
-                        }
-                    }
+                State::Head { .. } => {
+                    data = self.head(data, first_ts, last_ts, limits, stats, req);
                 }
                 State::Body { msg, body } => {
                     msg.end_ts = last_ts;
@@ -355,7 +448,7 @@ impl Direction {
                         }
                         Body::Chunked(cs) => match cs {
                             ChunkState::Size => {
-                                let Some((line, rest)) = take_line(&mut self.buf, data) else {
+                                let Some(rest) = take_line(&mut self.buf, data, MAX_LINE) else {
                                     if self.buf.len() > MAX_LINE {
                                         stats.parse_errors += 1;
                                         self.resync(stats);
@@ -363,7 +456,9 @@ impl Direction {
                                     return;
                                 };
                                 data = rest;
-                                match chunk_size(&line) {
+                                let size = chunk_size(&self.buf);
+                                self.buf.clear();
+                                match size {
                                     Some(0) => *cs = ChunkState::Trailers,
                                     Some(n) => *cs = ChunkState::Data(n),
                                     None => {
@@ -382,15 +477,17 @@ impl Direction {
                                 }
                             }
                             ChunkState::DataEnd => {
-                                let Some((line, rest)) = take_line(&mut self.buf, data) else {
-                                    if self.buf.len() > 2 {
+                                let Some(rest) = take_line(&mut self.buf, data, 2) else {
+                                    if self.buf.len() > 1 {
                                         stats.parse_errors += 1;
                                         self.resync(stats);
                                     }
                                     return;
                                 };
                                 data = rest;
-                                if line.is_empty() {
+                                let empty = self.buf.is_empty();
+                                self.buf.clear();
+                                if empty {
                                     *cs = ChunkState::Size;
                                 } else {
                                     stats.parse_errors += 1;
@@ -398,7 +495,7 @@ impl Direction {
                                 }
                             }
                             ChunkState::Trailers => {
-                                let Some((line, rest)) = take_line(&mut self.buf, data) else {
+                                let Some(rest) = take_line(&mut self.buf, data, MAX_LINE) else {
                                     if self.buf.len() > MAX_LINE {
                                         stats.parse_errors += 1;
                                         self.resync(stats);
@@ -406,7 +503,9 @@ impl Direction {
                                     return;
                                 };
                                 data = rest;
-                                if line.is_empty() {
+                                let empty = self.buf.is_empty();
+                                self.buf.clear();
+                                if empty {
                                     self.finish_body();
                                 }
                             }
@@ -436,20 +535,21 @@ fn keep(msg: &mut Message, bytes: &[u8], limits: &Limits) {
     msg.body.extend_from_slice(&bytes[..room.min(bytes.len())]);
 }
 
-/// Takes one line (without CRLF/LF) from `buf` + `data`; returns it and the rest of `data`.
-/// Without a newline, `data` is appended to `buf`.
-fn take_line<'a>(buf: &mut Vec<u8>, data: &'a [u8]) -> Option<(Vec<u8>, &'a [u8])> {
+/// Collects one line in `buf` from `data`: once the newline is seen, `buf` holds the line
+/// (without CR/LF) and the rest of `data` is returned. `buf` never grows past `cap` + 1 bytes,
+/// so a line without end cannot eat memory; callers treat a longer `buf` as an error.
+fn take_line<'a>(buf: &mut Vec<u8>, data: &'a [u8], cap: usize) -> Option<&'a [u8]> {
+    let room = (cap + 1).saturating_sub(buf.len());
     match data.iter().position(|b| *b == b'\n') {
         Some(i) => {
-            buf.extend_from_slice(&data[..i]);
-            let mut line = std::mem::take(buf);
-            if line.last() == Some(&b'\r') {
-                line.pop();
+            buf.extend_from_slice(&data[..i.min(room)]);
+            if buf.last() == Some(&b'\r') {
+                buf.pop();
             }
-            Some((line, &data[i + 1..]))
+            Some(&data[i + 1..])
         }
         None => {
-            buf.extend_from_slice(data);
+            buf.extend_from_slice(&data[..data.len().min(room)]);
             None
         }
     }
@@ -481,17 +581,75 @@ fn head_end(buf: &[u8]) -> Option<usize> {
     None
 }
 
-/// Where in `data` a message of `side` plausibly starts, at a line start.
+/// Where in `data` a message of `side` plausibly starts, at a line start (a chunk's first byte
+/// counts as one: after a gap nothing better is known).
 fn find_start(data: &[u8], side: Side) -> Option<usize> {
     (0..data.len()).find(|&p| {
-        (p == 0 || data[p - 1] == b'\n')
-            && match side {
-                Side::Response => data[p..].starts_with(b"HTTP/1."),
-                Side::Request => HTTP_METHODS
-                    .iter()
-                    .any(|m| data[p..].starts_with(m) && data.get(p + m.len()) == Some(&b' ')),
-            }
+        (p == 0 || data[p - 1] == b'\n') && starts_message(&data[p..], side) == Some(true)
     })
+}
+
+/// Whether `buf` begins like a message of `side` for resync: a known method and a space, or
+/// `HTTP/1.`. `None` while `buf` is too short to tell.
+fn starts_message(buf: &[u8], side: Side) -> Option<bool> {
+    let mut undecided = false;
+    let mut check = |prefix: &[u8], then_space: bool| {
+        let need = prefix.len() + usize::from(then_space);
+        if buf.len() >= need {
+            buf.starts_with(prefix) && (!then_space || buf[prefix.len()] == b' ')
+        } else {
+            undecided |= prefix.starts_with(&buf[..buf.len().min(prefix.len())]);
+            false
+        }
+    };
+    let found = match side {
+        Side::Response => check(b"HTTP/1.", false),
+        Side::Request => HTTP_METHODS.iter().any(|m| check(m, true)),
+    };
+    if found {
+        Some(true)
+    } else if undecided {
+        None
+    } else {
+        Some(false)
+    }
+}
+
+/// Whether `buf` can begin a start line of `side` at all (any token method, as `httparse`
+/// accepts): `Some(false)` lets garbage fail fast instead of filling the head buffer.
+fn plausible(buf: &[u8], side: Side) -> Option<bool> {
+    match side {
+        Side::Response => {
+            let n = buf.len().min(7);
+            if buf[..n] != b"HTTP/1."[..n] {
+                Some(false)
+            } else if n == 7 {
+                Some(true)
+            } else {
+                None
+            }
+        }
+        Side::Request => {
+            for (i, b) in buf.iter().take(MAX_METHOD + 1).enumerate() {
+                if *b == b' ' {
+                    return Some(i > 0);
+                }
+                if !(b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b)) {
+                    return Some(false);
+                }
+            }
+            if buf.len() > MAX_METHOD {
+                Some(false)
+            } else {
+                None
+            }
+        }
+    }
+}
+
+/// A 1xx response other than 101: it precedes the final response to the same request.
+fn is_interim(msg: &Message) -> bool {
+    matches!(msg.start, Start::Response { status, .. } if (100..200).contains(&status) && status != 101)
 }
 
 type Head = (Start, u8, Vec<(String, String)>);
@@ -666,26 +824,40 @@ impl Conn {
 
     fn pair(&mut self) {
         while let Some(resp) = self.responses.done.front() {
-            let status = match resp.start {
-                Start::Response { status, .. } => status,
-                Start::Request { .. } => 0,
-            };
-            if (100..200).contains(&status) && status != 101 {
+            if is_interim(resp) {
                 self.responses.done.pop_front();
                 continue;
             }
-            let Some(req) = self.requests.done.pop_front() else {
-                // A response before its request is parsed: wait for the request, unless the
-                // request can no longer come (its direction lost sync).
-                if matches!(self.requests.state, State::Resync) || self.responses.done.len() > 1 {
+            let Some(req) = self.requests.done.front() else {
+                // A response before its request is parsed (the directions' events can arrive
+                // out of order): wait for the request, unless it can no longer come because
+                // its direction lost sync, or too many responses wait.
+                if matches!(self.requests.state, State::Resync)
+                    || self.responses.done.len() > MAX_PENDING
+                {
                     self.responses.done.pop_front();
                     self.stats.unmatched_responses += 1;
                     continue;
                 }
                 return;
             };
-            let Some(resp) = self.responses.done.pop_front() else {
+            if req.start_ts > resp.start_ts {
+                // The response began before the oldest waiting request did, so it answers a
+                // request that was lost (gap, resync, capture started mid-connection). Pairing
+                // it anyway would shift every later pair by one.
+                self.responses.done.pop_front();
+                self.stats.unmatched_responses += 1;
+                continue;
+            }
+            let (Some(req), Some(resp)) = (
+                self.requests.done.pop_front(),
+                self.responses.done.pop_front(),
+            ) else {
                 return;
+            };
+            let status = match resp.start {
+                Start::Response { status, .. } => status,
+                Start::Request { .. } => 0,
             };
             let connect = matches!(&req.start, Start::Request { method, .. } if method.eq_ignore_ascii_case("CONNECT"));
             if status == 101 || (connect && (200..300).contains(&status)) {
@@ -722,19 +894,29 @@ impl Conn {
         self.upgraded
     }
 
-    /// Bytes buffered now (heads and lines in progress, kept bodies), for memory accounting.
+    /// Bytes held now (heads and lines in progress, parsed headers and kept bodies of messages
+    /// not yet drained), for memory accounting.
     pub fn buffered_bytes(&self) -> usize {
-        let body = |d: &Direction| match &d.state {
-            State::Body { msg, .. } => msg.body.len(),
-            _ => 0,
+        let msg = |m: &Message| {
+            m.body.len()
+                + m.headers
+                    .iter()
+                    .map(|(k, v)| k.len() + v.len())
+                    .sum::<usize>()
         };
-        let done = |d: &Direction| d.done.iter().map(|m| m.body.len()).sum::<usize>();
-        self.requests.buf.len()
-            + self.responses.buf.len()
-            + body(&self.requests)
-            + body(&self.responses)
-            + done(&self.requests)
-            + done(&self.responses)
+        let dir = |d: &Direction| {
+            let current = match &d.state {
+                State::Body { msg: m, .. } => msg(m),
+                State::Head { .. } | State::Resync => 0,
+            };
+            d.buf.len() + current + d.done.iter().map(msg).sum::<usize>()
+        };
+        let records = self
+            .records
+            .iter()
+            .map(|r| msg(&r.req) + msg(&r.resp))
+            .sum::<usize>();
+        dir(&self.requests) + dir(&self.responses) + records
     }
 }
 
@@ -755,48 +937,89 @@ pub fn headers_json(headers: &[(String, String)]) -> String {
     serde_json::Value::Object(map).to_string()
 }
 
-/// The fuzz body shared by the cargo-fuzz target and the stable-Rust stand-in test: the first
-/// byte picks split sizes, `0xff` bytes become gaps, bytes alternate between directions by
-/// segment. Panics only if the parser breaks an invariant (memory bound).
+/// The fuzz body shared by the cargo-fuzz target and the stable-Rust stand-in test.
+///
+/// Input layout: `[n, s_hi, s_lo, control × n, payload…]`. The payload is split into a
+/// request stream (its first `s` bytes, `s` big-endian) and a response stream. Control bytes, cycled, say what
+/// happens next: bit 7 picks the direction, bits 0..=5 give a length 1..=64, and bit 6 turns
+/// the segment into a gap (its bytes skipped, as the capture would have missed them). So every
+/// split point, interleaving and gap placement is reachable. Panics only if the parser breaks
+/// an invariant (memory bound, records out of thin air).
 #[doc(hidden)]
 pub fn fuzz_one(data: &[u8]) {
-    let Some((&seed, mut rest)) = data.split_first() else {
-        return;
-    };
-    let mut conn = Conn::new(Limits {
+    const DEFAULT_CONTROL: &[u8] = &[0x07, 0x87];
+    let limits = Limits {
         max_body: 64,
         max_header_bytes: 2048,
         max_headers: 16,
-    });
+    };
+    let (control, payload) = match data {
+        [n, hi, lo, rest @ ..] => {
+            let n = usize::from(*n).min(rest.len());
+            let (control, payload) = rest.split_at(n);
+            let split = usize::from(u16::from_be_bytes([*hi, *lo])).min(payload.len());
+            (control, payload.split_at(split))
+        }
+        _ => (&[][..], (data, &[][..])),
+    };
+    let control = if control.is_empty() {
+        DEFAULT_CONTROL
+    } else {
+        control
+    };
+    let (mut reqs, mut resps) = payload;
+    let bound = 2 * (MAX_PENDING + 2) * (limits.max_header_bytes + limits.max_body)
+        + 2 * (limits.max_header_bytes + MAX_LINE + 2);
+    let mut conn = Conn::new(limits);
     let mut out = Vec::new();
-    let mut i = 0u64;
-    while !rest.is_empty() {
-        let n = (usize::from(seed % 31) + 1 + (i as usize * 7) % 13).min(rest.len());
-        let (seg, tail) = rest.split_at(n);
-        rest = tail;
-        let chunk = if seg[0] == 0xff {
+    let mut ts = 0u64;
+    for &c in control.iter().cycle() {
+        if reqs.is_empty() && resps.is_empty() {
+            break;
+        }
+        let to_requests = if c & 0x80 == 0 {
+            !reqs.is_empty()
+        } else {
+            resps.is_empty()
+        };
+        let stream = if to_requests { &mut reqs } else { &mut resps };
+        let n = (usize::from(c & 0x3f) + 1).min(stream.len());
+        let (seg, tail) = stream.split_at(n);
+        *stream = tail;
+        ts += 1 + u64::from(c & 3);
+        let chunk = if c & 0x40 != 0 {
             Chunk::Gap {
-                len: u64::from(seg.len() as u32 * 3),
-                ts: i,
+                len: n as u64,
+                ts,
             }
         } else {
             Chunk::Data {
                 bytes: seg,
-                first_ts: i,
-                last_ts: i + 1,
+                first_ts: ts,
+                last_ts: ts,
             }
         };
-        if (i + u64::from(seed)).is_multiple_of(2) {
+        if to_requests {
             conn.push_requests(chunk);
         } else {
             conn.push_responses(chunk);
         }
         conn.drain(&mut out);
-        assert!(conn.buffered_bytes() <= 2048 * 2 + 64 * 2 * (MAX_PENDING + 2) + 4096 * 2);
-        i += 1;
+        assert!(
+            conn.buffered_bytes() <= bound,
+            "{} bytes buffered",
+            conn.buffered_bytes()
+        );
     }
     conn.close();
     conn.drain(&mut out);
+    let stats = conn.stats();
+    assert_eq!(stats.records, out.len() as u64);
+    assert!(stats.records <= stats.requests.min(stats.responses));
+    for r in &out {
+        assert!(r.req.body.len() <= limits.max_body && r.resp.body.len() <= limits.max_body);
+        assert!(r.resp.body_size >= r.resp.body.len() as u64);
+    }
 }
 
 #[cfg(test)]

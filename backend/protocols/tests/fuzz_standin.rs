@@ -1,5 +1,10 @@
 //! Runs the fuzz target's body over pseudo-random inputs on stable Rust, so every CI run
 //! exercises it: mutations of real HTTP traffic and pure noise must never panic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests and benches fail loudly"
+)]
 
 use pxtop_protocols::http1::fuzz_one;
 

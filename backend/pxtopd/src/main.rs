@@ -48,7 +48,11 @@ fn parse_bytes(s: &str) -> Result<u64, String> {
         "k" | "kb" | "kib" => 1 << 10,
         "m" | "mb" | "mib" => 1 << 20,
         "g" | "gb" | "gib" => 1 << 30,
-        other => return Err(format!("unknown size unit {other:?} in {s:?}; use KiB, MiB or GiB")),
+        other => {
+            return Err(format!(
+                "unknown size unit {other:?} in {s:?}; use KiB, MiB or GiB"
+            ));
+        }
     };
     n.checked_mul(mult)
         .ok_or_else(|| format!("{s:?} is too large"))
@@ -66,8 +70,7 @@ async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
     let args = Args::parse();
@@ -137,7 +140,11 @@ mod tests {
         assert_eq!(parse_bytes("64KiB"), Ok(64 << 10));
         assert_eq!(parse_bytes("2GiB"), Ok(2 << 30));
         assert!(parse_bytes("lots").unwrap_err().contains("512MiB"));
-        assert!(parse_bytes("3TB").unwrap_err().contains("unknown size unit"));
+        assert!(
+            parse_bytes("3TB")
+                .unwrap_err()
+                .contains("unknown size unit")
+        );
         assert_eq!(
             parse_table_budget("http_events=1MiB"),
             Ok(("http_events".into(), 1 << 20))

@@ -1,4 +1,9 @@
 //! Store hot paths: appending agent-sized batches, and snapshotting for a query.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests and benches fail loudly"
+)]
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use pxtop_store::{Store, StoreConfig, TimeRange, fixtures};

@@ -28,8 +28,18 @@ const RESP: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\npong";
 
 /// The syscall tracepoints pxtopd attaches, for the bpftrace floor.
 const SYSCALLS: &[&str] = &[
-    "read", "write", "recvfrom", "sendto", "readv", "writev", "recvmsg", "sendmsg", "connect",
-    "accept", "accept4", "sendfile64",
+    "read",
+    "write",
+    "recvfrom",
+    "sendto",
+    "readv",
+    "writev",
+    "recvmsg",
+    "sendmsg",
+    "connect",
+    "accept",
+    "accept4",
+    "sendfile64",
 ];
 
 fn main() -> anyhow::Result<()> {
@@ -120,7 +130,10 @@ fn sibling(name: &str) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let p = exe.with_file_name(name);
     if !p.exists() {
-        bail!("{} not found: run `cargo build --release --workspace --bins` first", p.display());
+        bail!(
+            "{} not found: run `cargo build --release --workspace --bins` first",
+            p.display()
+        );
     }
     Ok(p)
 }
@@ -201,8 +214,8 @@ fn start_pxtopd() -> anyhow::Result<Pxtopd> {
 
 impl Pxtopd {
     fn cpu_seconds(&self) -> f64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
-            .unwrap_or_default();
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
         let after = stat.rsplit_once(')').map(|x| x.1).unwrap_or("");
         let f: Vec<&str> = after.split_whitespace().collect();
         let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
@@ -212,7 +225,9 @@ impl Pxtopd {
 
     fn stop(mut self) {
         // SIGTERM for a graceful stop, then make sure.
-        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
         std::thread::sleep(Duration::from_millis(500));
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -220,7 +235,9 @@ impl Pxtopd {
 
     /// Rows captured for server port `port`, counted by the engine.
     fn count_rows(&self, port: u16) -> anyhow::Result<i64> {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
         rt.block_on(async {
             use pxtop_proto::v1::{
                 ExecuteScriptRequest, execute_script_response::Result as R,
@@ -345,11 +362,25 @@ fn wrk(rounds: usize, seconds: u64) -> anyhow::Result<()> {
         );
     }
     let (ma, mb, mc) = (median(&mut a), median(&mut b), median(&mut c));
-    println!("wrk -t2 -c32 -> nginx on loopback (median of {rounds} alternating rounds of {seconds} s):");
+    println!(
+        "wrk -t2 -c32 -> nginx on loopback (median of {rounds} alternating rounds of {seconds} s):"
+    );
     println!("  nothing attached         {ma:>10.0} req/s");
-    println!("  bpftrace empty programs  {mb:>10.0} req/s  ({:.1}% of none)", mb / ma * 100.0);
-    println!("  pxtopd capturing         {mc:>10.0} req/s  ({:.1}% of none)", mc / ma * 100.0);
-    println!("  pxtopd CPU per captured request  {:.2} us", median(&mut cpu_per_req));
-    println!("  captured / sent                  {:.4}", median(&mut fidelity));
+    println!(
+        "  bpftrace empty programs  {mb:>10.0} req/s  ({:.1}% of none)",
+        mb / ma * 100.0
+    );
+    println!(
+        "  pxtopd capturing         {mc:>10.0} req/s  ({:.1}% of none)",
+        mc / ma * 100.0
+    );
+    println!(
+        "  pxtopd CPU per captured request  {:.2} us",
+        median(&mut cpu_per_req)
+    );
+    println!(
+        "  captured / sent                  {:.4}",
+        median(&mut fidelity)
+    );
     Ok(())
 }

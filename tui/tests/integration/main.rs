@@ -1,5 +1,10 @@
 //! pxtop's integration tests, one binary: whole-screen TUI snapshots, and the client and the
 //! `pxtop` binary against an in-process fake pxtopd.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests and benches fail loudly"
+)]
 #![expect(
     clippy::unwrap_used,
     reason = "fixture helpers outside #[test] fns: a broken fixture should panic"

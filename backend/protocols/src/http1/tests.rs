@@ -167,7 +167,8 @@ fn large_bodies_are_counted_not_stored() {
     let block = vec![b'z'; 64 * 1024];
     for _ in 0..16 {
         c.push_responses(data(&block, 3));
-        assert!(c.buffered_bytes() <= 64, "{}", c.buffered_bytes());
+        // The kept 16 body bytes and the two heads' headers, never the 1 MiB.
+        assert!(c.buffered_bytes() <= 256, "{}", c.buffered_bytes());
     }
     let mut out = Vec::new();
     c.drain(&mut out);
