@@ -1,13 +1,11 @@
-//! Runs the fuzz target's body over pseudo-random inputs on stable Rust, so every CI run
-//! exercises it: mutations of real HTTP traffic and pure noise must never panic.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "tests and benches fail loudly"
-)]
+//! Runs the fuzz target's body (`http1::fuzz_one`) over a few thousand pseudo-random inputs on
+//! stable Rust, so every CI run exercises it: real traffic split and interleaved at random
+//! points with random gaps, mutated traffic, and pure noise must never panic or hold memory
+//! beyond the bound `fuzz_one` asserts.
 
 use pxtop_protocols::http1::fuzz_one;
 
+/// xorshift64: deterministic, no dependency.
 struct Rng(u64);
 
 impl Rng {
@@ -17,31 +15,110 @@ impl Rng {
         self.0 ^= self.0 << 17;
         self.0
     }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
 }
 
-const SEEDS: &[&[u8]] = &[
-    b"GET / HTTP/1.1\r\nHost: a\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc",
-    b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
-    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nfff;x\r\nzz\r\n0\r\nT: 1\r\n\r\n",
-    b"HEAD / HTTP/1.0\r\n\r\nHTTP/1.0 100 Continue\r\n\r\nHTTP/1.0 304 N\r\n\r\n",
+/// (request stream, response stream, records per repetition) of realistic traffic.
+const SEEDS: &[(&[u8], &[u8], u64)] = &[
+    (
+        b"GET / HTTP/1.1\r\nHost: a\r\nUser-Agent: curl/8.5.0\r\nAccept: */*\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nServer: nginx/1.24.0\r\nContent-Length: 3\r\n\r\nabc",
+        1,
+    ),
+    (
+        b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3;a=b\r\nabc\r\n0\r\n\r\n",
+        b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n2;x\r\nzz\r\n0\r\nT: 1\r\n\r\n",
+        1,
+    ),
+    (
+        b"HEAD / HTTP/1.0\r\n\r\nPUT /u HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi",
+        b"HTTP/1.0 200 OK\r\nContent-Length: 9\r\n\r\nHTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 304 N\r\n\r\n",
+        2,
+    ),
+    (
+        b"GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\nGET /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n",
+        b"HTTP/1.1 204 No Content\r\n\r\nHTTP/1.0 200 OK\r\n\r\nclose-delimited body",
+        // The close-delimited body swallows every later repetition.
+        0,
+    ),
 ];
 
-#[test]
-fn mutated_traffic_and_noise_never_panic() {
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    for round in 0..4000 {
-        let mut input: Vec<u8> = if round % 4 == 3 {
-            (0..rng.next() % 512).map(|_| rng.next() as u8).collect()
-        } else {
-            let base = SEEDS[round % SEEDS.len()];
-            let mut v = base.repeat(1 + (rng.next() % 4) as usize);
-            for _ in 0..rng.next() % 8 {
-                let i = (rng.next() as usize) % v.len();
-                v[i] = rng.next() as u8;
+fn input(rng: &mut Rng, round: usize) -> Vec<u8> {
+    let control: Vec<u8> = (0..1 + rng.below(16)).map(|_| rng.next() as u8).collect();
+    encode(&control, round, rng).0
+}
+
+/// A `fuzz_one` input from `control` and round-dependent traffic, and how many times the seed
+/// traffic repeats in it.
+fn encode(control: &[u8], round: usize, rng: &mut Rng) -> (Vec<u8>, u64) {
+    let mut times = 1;
+    let (mut reqs, mut resps) = if round % 5 == 4 {
+        let noise = |rng: &mut Rng| (0..rng.below(600)).map(|_| rng.next() as u8).collect();
+        (noise(rng), noise(rng))
+    } else {
+        let (q, s, _) = SEEDS[round % SEEDS.len()];
+        times = 1 + rng.below(4);
+        (q.repeat(times), s.repeat(times))
+    };
+    if round % 5 == 1 || round % 5 == 3 {
+        for v in [&mut reqs, &mut resps] {
+            for _ in 0..rng.below(6) {
+                if !v.is_empty() {
+                    let i = rng.below(v.len());
+                    v[i] = rng.next() as u8;
+                }
             }
-            v
-        };
-        input.insert(0, rng.next() as u8);
-        fuzz_one(&input);
+        }
+    }
+    let split = u16::try_from(reqs.len()).unwrap_or(u16::MAX);
+    let mut out = vec![control.len() as u8];
+    out.extend_from_slice(&split.to_be_bytes());
+    out.extend_from_slice(control);
+    out.extend_from_slice(&reqs);
+    out.extend_from_slice(&resps);
+    (out, times as u64)
+}
+
+#[test]
+fn random_splits_gaps_mutations_and_noise_never_panic() {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for round in 0..5000 {
+        fuzz_one(&input(&mut rng, round));
+    }
+}
+
+#[test]
+fn degenerate_inputs_never_panic() {
+    for data in [
+        &b""[..],
+        b"\x00",
+        b"\x00\x00",
+        b"\xff\xff\xff",
+        b"\x05\x00\x00",
+        b"\x01\x00\x10\x40GET / HTTP/1.1\r\n\r\n",
+    ] {
+        fuzz_one(data);
+    }
+}
+
+#[test]
+fn clean_traffic_split_anywhere_gives_every_record() {
+    // Control bytes with bits 6 and 7 clear: no gaps, all requests before responses, segment
+    // sizes random. Rounds % 5 == 0 and 2 leave the seeds unmutated.
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    for round in (0..2000).filter(|r| r % 5 == 0 || r % 5 == 2) {
+        let control: Vec<u8> = (0..1 + rng.below(16))
+            .map(|_| rng.next() as u8 & 0x3f)
+            .collect();
+        let (data, times) = encode(&control, round, &mut rng);
+        let (_, _, per_rep) = SEEDS[round % SEEDS.len()];
+        let stats = fuzz_one(&data);
+        assert_eq!(stats.parse_errors, 0, "round {round}");
+        assert_eq!(stats.resyncs, 0, "round {round}");
+        let want = if per_rep == 0 { 2 } else { per_rep * times };
+        assert_eq!(stats.records, want, "round {round}, {times} repetitions");
     }
 }

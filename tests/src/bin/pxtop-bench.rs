@@ -27,20 +27,7 @@ const REQ: &[u8] = b"GET /ping HTTP/1.1\r\nHost: bench\r\n\r\n";
 const RESP: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\npong";
 
 /// The syscall tracepoints pxtopd attaches, for the bpftrace floor.
-const SYSCALLS: &[&str] = &[
-    "read",
-    "write",
-    "recvfrom",
-    "sendto",
-    "readv",
-    "writev",
-    "recvmsg",
-    "sendmsg",
-    "connect",
-    "accept",
-    "accept4",
-    "sendfile64",
-];
+const SYSCALLS: &[&str] = pxtop_probes::socket::TRACEPOINTS;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -205,8 +192,10 @@ fn start_pxtopd() -> anyhow::Result<Pxtopd> {
     while let Some(line) = lines.next().transpose()? {
         if line.contains("listening on") {
             std::thread::spawn(move || for _ in lines {});
-            std::thread::sleep(Duration::from_millis(300));
-            return Ok(Pxtopd { child, addr, token });
+            let px = Pxtopd { child, addr, token };
+            // pxtopd serves only once its probes are attached: the first answer means ready.
+            px.count_rows(1)?;
+            return Ok(px);
         }
     }
     bail!("pxtopd did not start (see its log above)")

@@ -4,5 +4,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    pxtop_protocols::http1::fuzz_one(data);
+    let _ = pxtop_protocols::http1::fuzz_one(data);
 });

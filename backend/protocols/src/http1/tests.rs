@@ -263,3 +263,155 @@ fn repeated_headers_join_in_json() {
     ];
     assert_eq!(headers_json(&h), r#"{"Set-Cookie":"a=1,b=\"2\""}"#);
 }
+
+#[test]
+fn an_interim_response_does_not_shift_which_request_frames_the_next() {
+    // HEAD then GET; the server sends 100, the HEAD's 200 (length but no body), the GET's 200,
+    // all in one chunk. The HEAD's response must be framed as HEAD's, not as the GET's.
+    let head = b"HEAD /x HTTP/1.1\r\nExpect: 100-continue\r\n\r\n";
+    let resps = [
+        &b"HTTP/1.1 100 Continue\r\n\r\n"[..],
+        b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n",
+        OK,
+    ]
+    .concat();
+    let (recs, stats) = run(&[head, GET], &[&resps]);
+    assert_eq!(recs.len(), 2);
+    assert_eq!(recs[0].resp.body_size, 0);
+    assert_eq!(recs[1].resp.body, b"hello");
+    assert_eq!(stats.responses, 3, "the 100 is parsed, then skipped");
+}
+
+#[test]
+fn chunked_request_bodies_with_extensions_and_trailers_parse() {
+    let req = b"POST /upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n\
+                3;name=\"x\"\r\nabc\r\n000A\r\n0123456789\r\n0;last\r\nDigest: sha-256=x\r\nExpires: never\r\n\r\n";
+    let (recs, stats) = run(&[req], &[OK]);
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0].req.body, b"abc0123456789");
+    assert_eq!(recs[0].req.body_size, 13);
+    assert_eq!(stats.parse_errors, 0);
+}
+
+#[test]
+fn a_gap_inside_a_chunk_counts_and_the_body_continues() {
+    let mut c = Conn::new(Limits::default());
+    c.push_requests(data(GET, 1));
+    c.push_responses(data(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3ec\r\nab",
+        2,
+    ));
+    c.push_responses(Chunk::Gap { len: 1000, ts: 3 });
+    c.push_responses(data(b"yz\r\n2\r\n!!\r\n0\r\n\r\n", 4));
+    let mut out = Vec::new();
+    c.drain(&mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].resp.body, b"abyz!!");
+    assert_eq!(out[0].resp.body_size, 0x3ec + 2);
+    assert_eq!(out[0].resp.notes, ["body had a 1000-byte gap"]);
+    assert_eq!(out[0].resp.end_ts, 5);
+    assert_eq!(c.stats().gap_bytes, 1000);
+}
+
+#[test]
+fn a_gap_running_past_a_length_body_ends_it_and_resyncs() {
+    let mut c = Conn::new(Limits::default());
+    c.push_requests(data(&[GET, GET].concat(), 1));
+    c.push_responses(data(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n12345",
+        2,
+    ));
+    // The 5 missing body bytes and the start of the next response's head.
+    c.push_responses(Chunk::Gap { len: 12, ts: 3 });
+    c.push_responses(data(b"ver: nginx\r\n\r\n", 4));
+    c.push_requests(data(GET, 5));
+    c.push_responses(data(OK, 6));
+    let mut out = Vec::new();
+    c.drain(&mut out);
+    assert_eq!(out[0].resp.body_size, 10);
+    assert_eq!(out[0].resp.body, b"12345");
+    assert_eq!(
+        out.last().map(|r| r.resp.body.as_slice()),
+        Some(&b"hello"[..])
+    );
+    assert_eq!(c.stats().resyncs, 1);
+}
+
+#[test]
+fn connect_2xx_upgrades_without_a_body() {
+    let req = b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n";
+    let resp = b"HTTP/1.1 200 Connection Established\r\n\r\n";
+    let mut c = Conn::new(Limits::default());
+    c.push_requests(data(req, 1));
+    c.push_responses(data(resp, 2));
+    let mut out = Vec::new();
+    c.drain(&mut out);
+    assert_eq!(out.len(), 1);
+    assert!(c.upgraded());
+    assert_eq!(path(&out[0]), "example.com:443");
+}
+
+#[test]
+fn unanswered_requests_are_bounded_oldest_dropped() {
+    let mut c = Conn::new(Limits::default());
+    for i in 0..MAX_PENDING + 76 {
+        let req = format!("GET /r{i} HTTP/1.1\r\n\r\n");
+        c.push_requests(data(req.as_bytes(), i as u64));
+    }
+    assert_eq!(c.stats().unmatched_responses, 76);
+    c.push_responses(data(OK, 1_000_000));
+    let mut out = Vec::new();
+    c.drain(&mut out);
+    assert_eq!(path(&out[0]), "/r76", "the oldest 76 were dropped");
+}
+
+#[test]
+fn garbage_then_a_request_recovers_at_every_split_point() {
+    let stream = [&b"\x16\x03\x01 noise\r\nGE"[..], b"T-ish\n", GET].concat();
+    for at in 0..=stream.len() {
+        let (a, b) = stream.split_at(at);
+        let (recs, stats) = run(&[a, b], &[OK]);
+        assert_eq!(recs.len(), 1, "split at {at}");
+        assert_eq!(path(&recs[0]), "/api/users?id=7", "split at {at}");
+        assert!(stats.parse_errors >= 1, "split at {at}");
+    }
+}
+
+#[test]
+fn non_http_bytes_fail_fast_instead_of_filling_the_head_buffer() {
+    let mut c = Conn::new(Limits::default());
+    let tls = [
+        &b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"[..],
+        &[0x42; 3000],
+    ]
+    .concat();
+    c.push_requests(data(&tls, 1));
+    assert_eq!(c.stats().parse_errors, 1);
+    assert!(c.buffered_bytes() <= START_PROBE, "{}", c.buffered_bytes());
+}
+
+#[test]
+fn unknown_token_methods_and_bare_lf_line_ends_parse() {
+    let req = b"PROPFIND /dav HTTP/1.1\nHost: a\nDepth: 1\n\n";
+    let resp = b"HTTP/1.1 207 Multi-Status\nContent-Length: 2\n\nok";
+    let (recs, stats) = run(&[req], &[resp]);
+    assert_eq!(recs.len(), 1, "{stats:?}");
+    assert_eq!(
+        recs[0].req.headers[1],
+        ("Depth".to_string(), "1".to_string())
+    );
+    assert_eq!(recs[0].resp.body, b"ok");
+}
+
+#[test]
+fn endless_chunk_size_lines_are_bounded_errors() {
+    let mut c = Conn::new(Limits::default());
+    c.push_requests(data(GET, 1));
+    c.push_responses(data(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+        2,
+    ));
+    c.push_responses(data(&[b'f'; 100_000], 3));
+    assert_eq!(c.stats().parse_errors, 1);
+    assert!(c.buffered_bytes() < 1024, "{}", c.buffered_bytes());
+}
