@@ -538,7 +538,17 @@ async fn http_data_shows_newest_requests_first() {
     assert!(!out[0].truncated);
     let b = one(&out[0]);
     assert_eq!(b.num_rows(), 1000);
-    assert_eq!(names(&b)[..4], ["time_", "service", "upid", "remote_addr"]);
+    assert_eq!(
+        names(&b)[..6],
+        [
+            "time_",
+            "service",
+            "req_method",
+            "req_path",
+            "resp_status",
+            "latency"
+        ]
+    );
     let t = ints(&b, "time_");
     assert!(t.windows(2).all(|w| w[0] > w[1]));
     let newest = f

@@ -8,6 +8,11 @@
 //! the rest is counted. A gap inside a body only counts toward its size; a gap anywhere else,
 //! or bytes that do not parse, drop the partial message and resynchronise on the next
 //! plausible start line, so garbage never poisons a connection for long.
+//!
+//! Pairing is FIFO (all HTTP/1 offers for pipelining), guarded by time: a response that began
+//! before the oldest waiting request did answers a lost request and is dropped, and responses
+//! completed while the request direction is resynchronising are dropped, so a loss on
+//! sequential keep-alive costs one exchange instead of shifting every later pair.
 
 use std::collections::VecDeque;
 
