@@ -415,3 +415,16 @@ fn endless_chunk_size_lines_are_bounded_errors() {
     assert_eq!(c.stats().parse_errors, 1);
     assert!(c.buffered_bytes() < 1024, "{}", c.buffered_bytes());
 }
+
+#[test]
+fn headers_json_escapes_everything_json_requires() {
+    let h = vec![
+        ("X-A".to_string(), "quote \" back \\ nl \n tab \t ctl \u{1} é".to_string()),
+        ("x-a".to_string(), "other case stays separate".to_string()),
+        ("X-A".to_string(), "joined".to_string()),
+    ];
+    let v: serde_json::Value = serde_json::from_str(&headers_json(&h)).unwrap();
+    assert_eq!(v["X-A"], "quote \" back \\ nl \n tab \t ctl \u{1} é,joined");
+    assert_eq!(v["x-a"], "other case stays separate");
+    assert_eq!(headers_json(&[]), "{}");
+}
