@@ -930,7 +930,10 @@ pub fn headers_json(headers: &[(String, String)]) -> String {
     // NB: written directly, one allocation per call: building a serde_json Map (an IndexMap
     // plus a String per name and value) was a visible share of the agent's CPU per request.
     let mut out = String::with_capacity(
-        2 + headers.iter().map(|(k, v)| k.len() + v.len() + 6).sum::<usize>(),
+        2 + headers
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 6)
+            .sum::<usize>(),
     );
     out.push('{');
     let mut first = true;

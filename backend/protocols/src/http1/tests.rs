@@ -419,7 +419,10 @@ fn endless_chunk_size_lines_are_bounded_errors() {
 #[test]
 fn headers_json_escapes_everything_json_requires() {
     let h = vec![
-        ("X-A".to_string(), "quote \" back \\ nl \n tab \t ctl \u{1} é".to_string()),
+        (
+            "X-A".to_string(),
+            "quote \" back \\ nl \n tab \t ctl \u{1} é".to_string(),
+        ),
         ("x-a".to_string(), "other case stays separate".to_string()),
         ("X-A".to_string(), "joined".to_string()),
     ];
