@@ -313,6 +313,8 @@ pub struct SocketTracer {
     counters: PerCpuArray<MapData, u64>,
     attachments: Vec<Attachment>,
     malformed: u64,
+    /// The last drain stopped at its bound with events left in the ring.
+    behind: bool,
 }
 
 impl std::fmt::Debug for SocketTracer {
@@ -348,46 +350,13 @@ impl SocketTracer {
             .override_global("capture_bytes", &config.capture_bytes, true)
             .override_global("wakeup_bytes", &wakeup, true)
             .map_max_entries("events", config.ring_bytes)
+            // NB: `inflight` is task local storage, which aya creates but has no typed
+            // wrapper for; user space never touches it.
+            .allow_unsupported_maps()
             .load(SOCKET_TRACE_OBJ)
             .map_err(|e| TracerError::Load(error_chain(&e)))?;
 
-        let mut attachments = Vec::new();
-        let mut programs: Vec<(String, &str, String)> = Vec::new();
-        for sc in TRACEPOINTS {
-            programs.push((format!("enter_{sc}"), "syscalls", format!("sys_enter_{sc}")));
-            programs.push((format!("exit_{sc}"), "syscalls", format!("sys_exit_{sc}")));
-        }
-        programs.push((
-            "enter_close".to_string(),
-            "syscalls",
-            "sys_enter_close".to_string(),
-        ));
-        for (prog, category, tp) in &programs {
-            let result = attach(&mut ebpf, prog, category, tp);
-            if let Err(e) = &result {
-                tracing::warn!(tracepoint = %tp, error = %e, "tracepoint not attached");
-            }
-            attachments.push(Attachment {
-                tracepoint: format!("{category}:{tp}"),
-                error: result.err(),
-            });
-        }
-        let essential = [
-            "sys_enter_read",
-            "sys_exit_read",
-            "sys_enter_write",
-            "sys_exit_write",
-        ];
-        if let Some(failed) = attachments
-            .iter()
-            .find(|a| a.error.is_some() && essential.iter().any(|e| a.tracepoint.ends_with(e)))
-        {
-            return Err(TracerError::Attach(format!(
-                "{}: {}",
-                failed.tracepoint,
-                failed.error.clone().unwrap_or_default()
-            )));
-        }
+        let attachments = attach_per_syscall(&mut ebpf)?;
 
         let ring = ebpf
             .take_map("events")
@@ -405,6 +374,7 @@ impl SocketTracer {
             counters,
             attachments,
             malformed: 0,
+            behind: false,
         })
     }
 
@@ -414,23 +384,36 @@ impl SocketTracer {
     }
 
     /// Waits until events are ready or `tick` passes (events are not signalled one by one, see
-    /// the C side), then hands every available event to `f`. Returns how many it handed.
+    /// the C side), then hands up to `max` available events to `f`. Returns how many it
+    /// handed.
+    ///
+    /// NB: bounded so the caller's loop (flushing rows, writing status) keeps turning while
+    /// producers keep the ring non-empty; a call after one that stopped at `max` does not
+    /// wait, so a reader that is behind catches up at full speed.
     pub async fn next_batch(
         &mut self,
         tick: Duration,
+        max: usize,
         mut f: impl FnMut(Event<'_>),
     ) -> Result<usize, TracerError> {
-        if let Ok(guard) = tokio::time::timeout(tick, self.ring.readable_mut()).await {
+        if !self.behind
+            && let Ok(guard) = tokio::time::timeout(tick, self.ring.readable_mut()).await
+        {
             guard?.clear_ready();
         }
         let mut n = 0;
         let ring = self.ring.get_mut();
+        self.behind = false;
         while let Some(item) = ring.next() {
             match decode(&item) {
                 Some(ev) => f(ev),
                 None => self.malformed += 1,
             }
             n += 1;
+            if n >= max {
+                self.behind = true;
+                break;
+            }
         }
         Ok(n)
     }
@@ -462,6 +445,44 @@ fn register_ring(ring: RingBuf<MapData>) -> io::Result<AsyncFd<RingBuf<MapData>>
     // dropped, and the AsyncFd owns the RingBuf, so the fd outlives the registration.
     unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
         .map_err(|e| io::Error::other(e.to_string()))
+}
+
+/// One program per syscall tracepoint; a missing non-essential one is reported, not fatal.
+fn attach_per_syscall(ebpf: &mut Ebpf) -> Result<Vec<Attachment>, TracerError> {
+    let mut attachments = Vec::new();
+    let mut programs: Vec<(String, String)> = Vec::new();
+    for sc in TRACEPOINTS {
+        programs.push((format!("enter_{sc}"), format!("sys_enter_{sc}")));
+        programs.push((format!("exit_{sc}"), format!("sys_exit_{sc}")));
+    }
+    programs.push(("enter_close".to_string(), "sys_enter_close".to_string()));
+    for (prog, tp) in &programs {
+        let result = attach(ebpf, prog, "syscalls", tp);
+        if let Err(e) = &result {
+            tracing::warn!(tracepoint = %tp, error = %e, "tracepoint not attached");
+        }
+        attachments.push(Attachment {
+            tracepoint: format!("syscalls:{tp}"),
+            error: result.err(),
+        });
+    }
+    let essential = [
+        "sys_enter_read",
+        "sys_exit_read",
+        "sys_enter_write",
+        "sys_exit_write",
+    ];
+    if let Some(failed) = attachments
+        .iter()
+        .find(|a| a.error.is_some() && essential.iter().any(|e| a.tracepoint.ends_with(e)))
+    {
+        return Err(TracerError::Attach(format!(
+            "{}: {}",
+            failed.tracepoint,
+            failed.error.clone().unwrap_or_default()
+        )));
+    }
+    Ok(attachments)
 }
 
 fn attach(ebpf: &mut Ebpf, prog: &str, category: &str, tp: &str) -> Result<(), String> {

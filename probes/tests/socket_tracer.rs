@@ -7,7 +7,7 @@
 )]
 
 use std::{
-    io::{Read, Write},
+    io::{IoSlice, Read, Write},
     net::{TcpListener, TcpStream},
     time::Duration,
 };
@@ -36,7 +36,7 @@ struct Seen {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn captures_loopback_tcp_with_roles_positions_and_truncation() {
+async fn captures_loopback_tcp_with_roles_positions_writev_and_truncation() {
     if !may_run() {
         return;
     }
@@ -60,6 +60,8 @@ async fn captures_loopback_tcp_with_roles_positions_and_truncation() {
         let mut buf = [0u8; 5];
         s.read_exact(&mut buf).unwrap();
         s.write_all(b"world").unwrap();
+        let mut v = [0u8; 6];
+        s.read_exact(&mut v).unwrap();
         let mut big = vec![0u8; 100_000];
         s.read_exact(&mut big).unwrap();
     });
@@ -68,6 +70,11 @@ async fn captures_loopback_tcp_with_roles_positions_and_truncation() {
     c.write_all(b"hello").unwrap();
     let mut buf = [0u8; 5];
     c.read_exact(&mut buf).unwrap();
+    // writev: two iovecs, captured as two events at consecutive positions.
+    let n = c
+        .write_vectored(&[IoSlice::new(b"vec"), IoSlice::new(b"tor")])
+        .unwrap();
+    assert_eq!(n, 6);
     c.write_all(&vec![b'x'; 100_000]).unwrap();
     server.join().unwrap();
     drop(c);
@@ -76,7 +83,7 @@ async fn captures_loopback_tcp_with_roles_positions_and_truncation() {
     let me = std::process::id();
     for _ in 0..20 {
         tracer
-            .next_batch(Duration::from_millis(50), |ev| match ev {
+            .next_batch(Duration::from_millis(50), usize::MAX, |ev| match ev {
                 Event::Open(o) if o.tgid == me => {
                     let t = (o.local.port(), o.remote.port(), o.role);
                     if o.local.port() == client_port {
@@ -114,8 +121,8 @@ async fn captures_loopback_tcp_with_roles_positions_and_truncation() {
         "{seen:?}"
     );
     // Both ends are this process: each message is seen leaving one socket and entering another.
-    assert_eq!(seen.egress, b"helloworld");
-    assert_eq!(seen.ingress, b"helloworld");
+    assert_eq!(seen.egress, b"helloworldvector");
+    assert_eq!(seen.ingress, b"helloworldvector");
     assert!(
         seen.big_sizes
             .iter()

@@ -7,6 +7,10 @@ use clap::Parser;
 use pxtop::cli::Cli;
 use tracing_subscriber::EnvFilter;
 
+// NB: `pxtop --local` runs the capture agent in this process; see pxtopd's main for why.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Logs go to stderr, except in the TUI, which owns the screen: there they go to a file in the
 /// cache directory (only when a filter asks for them).
 fn init_tracing(tui: bool) {

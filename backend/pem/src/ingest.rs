@@ -3,7 +3,7 @@
 //!
 //! Pure apart from the store: no probes are needed to drive it, so tests replay events.
 
-use std::{collections::HashMap, net::SocketAddr, sync::Arc};
+use std::{borrow::Cow, net::SocketAddr, sync::Arc};
 
 use pxtop_metadata::LocalMetadata;
 use pxtop_probes::{CloseEvent, DataEvent, Direction, Event, OpenEvent, Role};
@@ -95,6 +95,9 @@ struct Conn {
     upid: String,
     local: Option<SocketAddr>,
     remote: Option<SocketAddr>,
+    /// The addresses' IPs as table text, formatted once per connection.
+    local_ip: String,
+    remote_ip: String,
     role: Role,
     /// Next expected stream offset per direction (egress, ingress); `None` until the parser
     /// has taken a first chunk in that direction.
@@ -114,9 +117,10 @@ fn dir_index(d: Direction) -> usize {
 pub struct Ingest {
     config: IngestConfig,
     metadata: Arc<LocalMetadata>,
-    conns: HashMap<ConnKey, Conn>,
+    // NB: foldhash, not SipHash: two lookups per captured event, keys from the local kernel.
+    conns: foldhash::HashMap<ConnKey, Conn>,
     /// Process start ticks by pid, as the kernel reported them.
-    starts: HashMap<u32, u64>,
+    starts: foldhash::HashMap<u32, u64>,
     local_ips: Vec<std::net::IpAddr>,
     records: Vec<http1::Record>,
     http: HttpEventsBuilder,
@@ -129,8 +133,8 @@ impl Ingest {
         Self {
             config,
             metadata,
-            conns: HashMap::new(),
-            starts: HashMap::new(),
+            conns: foldhash::HashMap::default(),
+            starts: foldhash::HashMap::default(),
             local_ips: local_ips(),
             records: Vec::new(),
             http: HttpEventsBuilder::with_capacity(1024),
@@ -159,7 +163,12 @@ impl Ingest {
     pub fn flush(&mut self, store: &Store) -> Result<usize, pxtop_store::StoreError> {
         let n = self.http.len();
         if n > 0 {
-            store.append("http_events", self.http.finish())?;
+            // NB: a finished Arrow builder restarts from zero capacity and regrows by
+            // doubling (copies and fresh pages, ~15% of the agent's CPU under wrk); the next
+            // interval likely sees as many rows as this one, so size it for them up front.
+            let next = HttpEventsBuilder::with_capacity(n.max(1024));
+            let batch = std::mem::replace(&mut self.http, next).finish();
+            store.append("http_events", batch)?;
         }
         Ok(n)
     }
@@ -182,6 +191,8 @@ impl Ingest {
             upid: format_upid(self.config.asid, o.tgid, ticks),
             local: Some(o.local),
             remote: Some(o.remote),
+            local_ip: o.local.ip().to_string(),
+            remote_ip: o.remote.ip().to_string(),
             role: o.role,
             next_pos: [None, None],
             proto: ProtoState::Unknown { attempts: 0 },
@@ -217,6 +228,8 @@ impl Ingest {
             upid: format_upid(asid, d.tgid, start),
             local: None,
             remote: None,
+            local_ip: String::new(),
+            remote_ip: String::new(),
             role: d.role,
             next_pos: [None, None],
             proto: ProtoState::Unknown { attempts: 0 },
@@ -346,17 +359,23 @@ impl Ingest {
     }
 }
 
-fn to_row(r: &http1::Record, conn: &Conn, cfg: &IngestConfig) -> HttpEvent {
+fn to_row<'a>(r: &'a http1::Record, conn: &'a Conn, cfg: &IngestConfig) -> HttpEvent<'a> {
     let (method, path) = match &r.req.start {
-        http1::Start::Request { method, path } => (method.clone(), path.clone()),
-        http1::Start::Response { .. } => (String::new(), String::new()),
+        http1::Start::Request { method, path } => (method.as_str(), path.as_str()),
+        http1::Start::Response { .. } => ("", ""),
     };
     let (status, reason) = match &r.resp.start {
-        http1::Start::Response { status, reason } => (i64::from(*status), reason.clone()),
-        http1::Start::Request { .. } => (0, String::new()),
+        http1::Start::Response { status, reason } => (i64::from(*status), reason.as_str()),
+        http1::Start::Request { .. } => (0, ""),
     };
-    let mut notes: Vec<&str> = r.req.notes.iter().map(String::as_str).collect();
-    notes.extend(r.resp.notes.iter().map(String::as_str));
+    let px_info: Cow<'_, str> = match (r.req.notes.is_empty(), r.resp.notes.is_empty()) {
+        (true, true) => "".into(),
+        _ => {
+            let mut notes: Vec<&str> = r.req.notes.iter().map(String::as_str).collect();
+            notes.extend(r.resp.notes.iter().map(String::as_str));
+            notes.join("; ").into()
+        }
+    };
     let ctype = header(&r.resp.headers, "content-type")
         .or_else(|| header(&r.req.headers, "content-type"))
         .map_or(content_type::UNKNOWN, |v| {
@@ -370,10 +389,10 @@ fn to_row(r: &http1::Record, conn: &Conn, cfg: &IngestConfig) -> HttpEvent {
         });
     HttpEvent {
         time_ns: r.resp.end_ts as i64 + cfg.clock_offset_ns,
-        upid: conn.upid.clone(),
-        remote_addr: conn.remote.map(|a| a.ip().to_string()).unwrap_or_default(),
+        upid: conn.upid.as_str().into(),
+        remote_addr: conn.remote_ip.as_str().into(),
         remote_port: conn.remote.map_or(0, |a| i64::from(a.port())),
-        local_addr: conn.local.map(|a| a.ip().to_string()).unwrap_or_default(),
+        local_addr: conn.local_ip.as_str().into(),
         local_port: conn.local.map_or(0, |a| i64::from(a.port())),
         trace_role: match conn.role {
             Role::Client => trace_role::CLIENT,
@@ -384,18 +403,18 @@ fn to_row(r: &http1::Record, conn: &Conn, cfg: &IngestConfig) -> HttpEvent {
         major_version: 1,
         minor_version: i64::from(r.req.minor_version),
         content_type: ctype,
-        req_headers: http1::headers_json(&r.req.headers),
-        req_method: method,
-        req_path: path,
+        req_headers: http1::headers_json(&r.req.headers).into(),
+        req_method: method.into(),
+        req_path: path.into(),
         req_body: body_text(&r.req.body, r.req.body_size, cfg.body_limit),
         req_body_size: r.req.body_size as i64,
-        resp_headers: http1::headers_json(&r.resp.headers),
+        resp_headers: http1::headers_json(&r.resp.headers).into(),
         resp_status: status,
-        resp_message: reason,
+        resp_message: reason.into(),
         resp_body: body_text(&r.resp.body, r.resp.body_size, cfg.body_limit),
         resp_body_size: r.resp.body_size as i64,
         latency: r.latency_ns() as i64,
-        px_info: notes.join("; "),
+        px_info,
     }
 }
 
@@ -408,11 +427,13 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
 
 /// A body as table text: UTF-8 (lossy for binary), cut at `limit` bytes with Pixie's marker
 /// when the body was longer.
-fn body_text(body: &[u8], size: u64, limit: usize) -> String {
+fn body_text(body: &[u8], size: u64, limit: usize) -> Cow<'_, str> {
     let kept = &body[..body.len().min(limit)];
-    let mut s = String::from_utf8_lossy(kept).into_owned();
+    let s = String::from_utf8_lossy(kept);
     if size > kept.len() as u64 {
+        let mut s = s.into_owned();
         s.push_str("... [TRUNCATED]");
+        return s.into();
     }
     s
 }

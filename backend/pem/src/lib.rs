@@ -178,6 +178,9 @@ pub async fn start(
     })
 }
 
+/// Events handled per drain before the loop flushes and reports: about 2 ms of work.
+const DRAIN_BATCH: usize = 4096;
+
 async fn run_loop(
     mut tracer: SocketTracer,
     mut ingest: Ingest,
@@ -197,7 +200,10 @@ async fn run_loop(
     let upid = format_upid(config.asid, std::process::id(), 0);
     loop {
         let stopping = *stop.borrow();
-        if let Err(e) = tracer.next_batch(tick, |ev| ingest.handle(ev)).await {
+        if let Err(e) = tracer
+            .next_batch(tick, DRAIN_BATCH, |ev| ingest.handle(ev))
+            .await
+        {
             tracing::error!(error = %e, "socket tracer read failed");
             tokio::time::sleep(tick).await;
         }

@@ -3,6 +3,11 @@
 use std::{net::SocketAddr, process::ExitCode};
 
 use clap::Parser;
+
+// NB: the agent allocates a few small strings per captured request; glibc's malloc spent
+// ~20% of pxtopd's CPU under wrk (BENCHMARKS.md), mimalloc much less.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use pxtopd::{Config, DEFAULT_LISTEN, token};
 
 /// pxtopd: the pxtop backend on this node. Captures network traffic with eBPF (no code
@@ -28,6 +33,11 @@ struct Args {
     /// Bytes captured per syscall (the true size is always recorded).
     #[arg(long, default_value = "16KiB", value_parser = parse_bytes)]
     capture_bytes: u64,
+    /// Size of the kernel→agent ring buffer, a power of two (e.g. 4MiB, 32MiB). Larger rides
+    /// out longer agent stalls; smaller stays in CPU cache. Overflow is counted as lost events
+    /// in px/probe_status.
+    #[arg(long, default_value = "32MiB", value_parser = parse_bytes)]
+    ring_size: u64,
     /// Bytes of each HTTP body kept in tables (bodies are cut with "... [TRUNCATED]").
     #[arg(long, default_value = "1KiB", value_parser = parse_bytes)]
     body_limit: u64,
@@ -105,6 +115,12 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     config.pem.capture_bytes = u32::try_from(args.capture_bytes)
         .map_err(|_| anyhow::anyhow!("--capture-bytes is too large"))?;
     config.pem.body_limit = usize::try_from(args.body_limit)?;
+    config.pem.ring_bytes = u32::try_from(args.ring_size)
+        .ok()
+        .filter(|n| n.is_power_of_two() && *n >= 4096)
+        .ok_or_else(|| {
+            anyhow::anyhow!("--ring-size must be a power of two from 4KiB to 2GiB, e.g. 32MiB")
+        })?;
     eprintln!("pxtopd listening on {addr}");
     match source {
         token::Source::Env => eprintln!("token: from {}", token::ENV),

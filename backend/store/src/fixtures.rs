@@ -80,8 +80,8 @@ pub fn http_events(n: usize, start_ns: i64, seed: u64) -> Vec<RecordBatch> {
         };
         b.append(&HttpEvent {
             time_ns: start_ns + i as i64 * 1_000_000,
-            upid: upids[((r >> 48) % 4) as usize].clone(),
-            remote_addr: format!("10.0.0.{}", (r >> 52) % 32 + 1),
+            upid: upids[((r >> 48) % 4) as usize].as_str().into(),
+            remote_addr: format!("10.0.0.{}", (r >> 52) % 32 + 1).into(),
             remote_port: 30_000 + ((r >> 20) % 20_000) as i64,
             local_addr: "10.0.1.1".into(),
             local_port: 8080,
@@ -96,7 +96,7 @@ pub fn http_events(n: usize, start_ns: i64, seed: u64) -> Vec<RecordBatch> {
             req_body: if body_size > 0 {
                 r#"{"name":"ada"}"#.into()
             } else {
-                String::new()
+                "".into()
             },
             req_body_size: body_size,
             resp_headers: r#"{"Content-Type":"application/json"}"#.into(),
@@ -113,11 +113,11 @@ pub fn http_events(n: usize, start_ns: i64, seed: u64) -> Vec<RecordBatch> {
             resp_body: if resp_size > 0 {
                 r#"{"ok":true}"#.into()
             } else {
-                String::new()
+                "".into()
             },
             resp_body_size: resp_size,
             latency,
-            px_info: String::new(),
+            px_info: "".into(),
         });
         if b.len() == BATCH_ROWS {
             out.push(b.finish());

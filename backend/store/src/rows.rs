@@ -1,7 +1,7 @@
 //! Row types and builders for the tables the agent writes, so producers fill typed structs
 //! instead of juggling Arrow builders and column order.
 
-use std::sync::Arc;
+use std::{borrow::Cow, sync::Arc};
 
 use arrow::array::{
     ArrayRef, BooleanBuilder, Int64Builder, RecordBatch, StringBuilder, TimestampNanosecondBuilder,
@@ -9,19 +9,20 @@ use arrow::array::{
 
 use crate::schema;
 
-/// One `http_events` row.
+/// One `http_events` row. Text borrows from the producer where it can (`Cow`): the agent
+/// builds one per captured request, and each owned copy was an allocation.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct HttpEvent {
+pub struct HttpEvent<'a> {
     /// When the response completed, ns since the Unix epoch.
     pub time_ns: i64,
     /// The traced process.
-    pub upid: String,
+    pub upid: Cow<'a, str>,
     /// Peer address.
-    pub remote_addr: String,
+    pub remote_addr: Cow<'a, str>,
     /// Peer port.
     pub remote_port: i64,
     /// This side's address.
-    pub local_addr: String,
+    pub local_addr: Cow<'a, str>,
     /// This side's port.
     pub local_port: i64,
     /// [`schema::trace_role`].
@@ -35,29 +36,29 @@ pub struct HttpEvent {
     /// [`schema::content_type`].
     pub content_type: i64,
     /// Request headers as a JSON object.
-    pub req_headers: String,
+    pub req_headers: Cow<'a, str>,
     /// Request method.
-    pub req_method: String,
+    pub req_method: Cow<'a, str>,
     /// Request target.
-    pub req_path: String,
+    pub req_path: Cow<'a, str>,
     /// Request body (cut, marked when cut).
-    pub req_body: String,
+    pub req_body: Cow<'a, str>,
     /// True request body size.
     pub req_body_size: i64,
     /// Response headers as a JSON object.
-    pub resp_headers: String,
+    pub resp_headers: Cow<'a, str>,
     /// Status code.
     pub resp_status: i64,
     /// Reason phrase.
-    pub resp_message: String,
+    pub resp_message: Cow<'a, str>,
     /// Response body (cut, marked when cut).
-    pub resp_body: String,
+    pub resp_body: Cow<'a, str>,
     /// True response body size.
     pub resp_body_size: i64,
     /// Request start to response end, ns.
     pub latency: i64,
     /// Parser notes (gaps, resyncs).
-    pub px_info: String,
+    pub px_info: Cow<'a, str>,
 }
 
 /// Column builders for `http_events`.
@@ -125,7 +126,7 @@ impl HttpEventsBuilder {
     }
 
     /// Adds one row.
-    pub fn append(&mut self, r: &HttpEvent) {
+    pub fn append(&mut self, r: &HttpEvent<'_>) {
         self.time.append_value(r.time_ns);
         self.upid.append_value(&r.upid);
         self.remote_addr.append_value(&r.remote_addr);

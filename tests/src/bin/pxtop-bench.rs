@@ -44,13 +44,18 @@ fn main() -> anyhow::Result<()> {
             println!("{ns:.1}");
             Ok(())
         }
+        Some("getpid") => {
+            println!("{:.1}", getpid_loop(arg("--iters", 1_000_000)));
+            Ok(())
+        }
         Some("overhead") => overhead(arg("--rounds", 7) as usize, arg("--iters", 20_000)),
         Some("wrk") => wrk(arg("--rounds", 3) as usize, arg("--seconds", 8)),
         _ => {
             eprintln!(
                 "usage: pxtop-bench overhead [--rounds 7] [--iters 20000]\n       \
                  pxtop-bench wrk [--rounds 3] [--seconds 8]\n       \
-                 pxtop-bench pingpong [--iters 20000]\n\
+                 pxtop-bench pingpong [--iters 20000]\n       \
+                 pxtop-bench getpid [--iters 1000000]\n\
                  Run as root after `cargo build --release --workspace --bins`."
             );
             std::process::exit(2);
@@ -125,6 +130,35 @@ fn sibling(name: &str) -> anyhow::Result<PathBuf> {
     Ok(p)
 }
 
+/// Median ns per getpid(2): a syscall pxtopd does not trace, so this is what capture costs
+/// every other syscall on the host (the raw tracepoints run for all of them).
+fn getpid_loop(iters: u64) -> f64 {
+    let slices = 20;
+    let per = (iters / slices).max(1);
+    let mut samples = Vec::new();
+    let mut sink = 0u32;
+    for _ in 0..slices {
+        let t0 = Instant::now();
+        for _ in 0..per {
+            // NB: std::process::id is getpid(2) each time (glibc no longer caches it).
+            sink = sink.wrapping_add(std::process::id());
+        }
+        samples.push(t0.elapsed().as_nanos() as f64 / per as f64);
+    }
+    std::hint::black_box(sink);
+    median(&mut samples)
+}
+
+fn run_getpid() -> anyhow::Result<f64> {
+    let out = Command::new(std::env::current_exe()?)
+        .args(["getpid", "--iters", "1000000"])
+        .output()?;
+    if !out.status.success() {
+        bail!("getpid failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().parse()?)
+}
+
 fn run_pingpong(iters: u64) -> anyhow::Result<f64> {
     let out = Command::new(std::env::current_exe()?)
         .args(["pingpong", "--iters", &iters.to_string()])
@@ -180,7 +214,19 @@ fn start_pxtopd() -> anyhow::Result<Pxtopd> {
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let addr = format!("127.0.0.1:{port}");
     let token = "bench-token".to_string();
-    let mut child = Command::new(sibling("pxtopd")?)
+    let pxtopd = sibling("pxtopd")?;
+    let mut cmd = match agent_cpus() {
+        // NB: the agent on the CPUs the workload is not pinned to, as on a node where it has
+        // its own share of CPU: the round trip then carries the in-kernel capture cost, and
+        // the agent's user-space CPU is reported on its own (`wrk`: CPU per captured request).
+        Some(cpus) => {
+            let mut c = Command::new("taskset");
+            c.args(["-c", &cpus]).arg(&pxtopd);
+            c
+        }
+        None => Command::new(&pxtopd),
+    };
+    let mut child = cmd
         .args(["--listen", &addr])
         .env("PXTOP_TOKEN", &token)
         .env("RUST_LOG", "warn")
@@ -199,6 +245,35 @@ fn start_pxtopd() -> anyhow::Result<Pxtopd> {
         }
     }
     bail!("pxtopd did not start (see its log above)")
+}
+
+/// CPUs as a set from a kernel list like `0-3,6`.
+fn parse_cpu_list(s: &str) -> Vec<u32> {
+    let mut v = Vec::new();
+    for part in s.trim().split(',').filter(|p| !p.is_empty()) {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        if let (Ok(a), Ok(b)) = (a.trim().parse::<u32>(), b.trim().parse::<u32>()) {
+            v.extend(a..=b);
+        }
+    }
+    v
+}
+
+/// The online CPUs this process is not allowed on, as a `taskset -c` list, when it is pinned
+/// to a strict subset (e.g. `taskset -c 1 pxtop-bench overhead`); else None.
+fn agent_cpus() -> Option<String> {
+    let online = parse_cpu_list(&std::fs::read_to_string("/sys/devices/system/cpu/online").ok()?);
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let allowed = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .map(parse_cpu_list)?;
+    let rest: Vec<String> = online
+        .iter()
+        .filter(|c| !allowed.contains(c))
+        .map(u32::to_string)
+        .collect();
+    (!rest.is_empty()).then(|| rest.join(","))
 }
 
 impl Pxtopd {
@@ -269,32 +344,64 @@ impl Pxtopd {
 }
 
 fn overhead(rounds: usize, iters: u64) -> anyhow::Result<()> {
+    match agent_cpus() {
+        Some(cpus) => eprintln!("pxtopd runs on CPUs {cpus}, away from the timed workload"),
+        None => eprintln!(
+            "pxtopd shares the workload's CPUs: its user-space work lands in the round trip \
+             (pin the bench, e.g. `taskset -c 1`, to measure the capture cost alone)"
+        ),
+    }
+    // NB: each round brackets the two attached modes between two unattached runs and takes
+    // differences against their mean, so a slow drift of the shared host cancels out of the
+    // figures instead of landing in one mode's median.
     let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut floor, mut added) = (Vec::new(), Vec::new());
+    let (mut g_none, mut g_bt, mut g_px) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds {
-        a.push(run_pingpong(iters)?);
+        let a1 = run_pingpong(iters)?;
+        g_none.push(run_getpid()?);
         let mut bt = start_bpftrace()?;
-        b.push(run_pingpong(iters)?);
+        let bv = run_pingpong(iters)?;
+        g_bt.push(run_getpid()?);
         let _ = bt.kill();
         let _ = bt.wait();
         let px = start_pxtopd()?;
-        c.push(run_pingpong(iters)?);
+        let cv = run_pingpong(iters)?;
+        g_px.push(run_getpid()?);
         px.stop();
+        let a2 = run_pingpong(iters)?;
+        let base = (a1 + a2) / 2.0;
         eprintln!(
-            "round {}: none {:.0} ns, bpftrace-empty {:.0} ns, pxtopd {:.0} ns",
+            "round {}: none {a1:.0}/{a2:.0} ns, bpftrace-empty {bv:.0} ns (+{:.0}), \
+             pxtopd {cv:.0} ns (+{:.0})",
             round + 1,
-            a[round],
-            b[round],
-            c[round]
+            bv - base,
+            cv - base
         );
+        a.push(base);
+        b.push(bv);
+        c.push(cv);
+        floor.push(bv - base);
+        added.push(cv - base);
     }
     let (ma, mb, mc) = (median(&mut a), median(&mut b), median(&mut c));
-    let floor = mb - ma;
-    let added = mc - ma;
-    println!("round trip (median of {rounds} alternating rounds, {iters} round trips each):");
+    let (floor, added) = (median(&mut floor), median(&mut added));
+    println!("round trip (median of {rounds} rounds, {iters} round trips per run):");
     println!("  nothing attached         {ma:>8.0} ns");
-    println!("  bpftrace empty programs  {mb:>8.0} ns  (floor: +{floor:.0} ns)");
-    println!("  pxtopd capturing         {mc:>8.0} ns  (added: +{added:.0} ns)");
+    println!("  bpftrace empty programs  {mb:>8.0} ns  (floor: +{floor:.0} ns, paired median)");
+    println!("  pxtopd capturing         {mc:>8.0} ns  (added: +{added:.0} ns, paired median)");
     println!("  added / floor            {:>8.2}", added / floor);
+    let (gn, gb, gp) = (median(&mut g_none), median(&mut g_bt), median(&mut g_px));
+    println!("untraced syscall (getpid, median of {rounds} runs):");
+    println!("  nothing attached         {gn:>8.1} ns");
+    println!(
+        "  bpftrace empty programs  {gb:>8.1} ns  (+{:.1} ns)",
+        gb - gn
+    );
+    println!(
+        "  pxtopd capturing         {gp:>8.1} ns  (+{:.1} ns)",
+        gp - gn
+    );
     Ok(())
 }
 
