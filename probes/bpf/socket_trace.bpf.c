@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * pxtop socket tracer: syscall tracepoints only (no kprobes, which this project must not
- * require). Enter handlers stash the arguments per thread; exit handlers emit what was really
- * moved. Every inet socket connection is keyed by (tgid, fd) and carries a generation (its
+ * require). Only the exit tracepoints of the data syscalls are used: the arguments come from
+ * the registers the task entered with, and the return value says what was really moved
+ * (sys_enter_close is the one enter tracepoint). Every inet socket connection is keyed by (tgid, fd) and carries a generation (its
  * open timestamp) so fd reuse never mixes two connections.
  *
  * Events go through one ring buffer: OPEN (addresses, role, process), DATA (bytes moved, capped
@@ -66,18 +67,6 @@ struct {
 	__type(value, struct conn_info);
 } conns SEC(".maps");
 
-/*
- * The arguments of the syscall a thread is in, between its enter and exit tracepoints. Task
- * local storage, not a hash keyed by pid_tgid: the slot lives as long as the thread, so the hot
- * path never takes a hash bucket lock (a hash update plus delete measured ~500 ns per syscall
- * here, more than the whole tracepoint floor). `op == 0` marks the slot empty.
- */
-struct {
-	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct args);
-} inflight SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -213,29 +202,55 @@ static __always_inline int is_self(__u64 pid_tgid)
 }
 
 /*
- * NB: no filtering here. The exit handler looks the connection up anyway (and classifies an fd
- * it has not seen), so a lookup here too would be paid twice on every traced syscall.
+ * The syscall's arguments, read at exit from the registers the task entered with (the kernel
+ * saved them in pt_regs at entry and leaves them be; only the return value register changes),
+ * so no enter tracepoint is needed at all: a second tracepoint per syscall, plus the per-thread
+ * slot its arguments waited in, cost more than the rest of the capture path (BENCHMARKS.md).
  */
-static __always_inline void stash(__u32 op, __u32 dir, __s32 fd, __u64 ptr, __u64 len)
+#if defined(__TARGET_ARCH_x86)
+/* x86_64 pt_regs (uapi layout): r10 at byte 56, then r9, r8, ax, cx, dx, si, di. */
+#define REGS_OFF 56
+#define REGS_WORDS 8
+#define ARG0 7 /* di */
+#define ARG1 6 /* si */
+#define ARG2 5 /* dx */
+#define ARG3 0 /* r10 */
+#elif defined(__TARGET_ARCH_arm64)
+/* arm64 pt_regs: regs[31], sp, pc, pstate, orig_x0. x0 holds the return value by now, so
+ * argument 0 comes from orig_x0 (byte 272); 1-3 from regs[1..3]. */
+#define REGS_OFF 8
+#define REGS_WORDS 3
+#define ARG1 0
+#define ARG2 1
+#define ARG3 2
+#define ORIG_X0_OFF 272
+#else
+#error "pxtop's probes support x86_64 and arm64"
+#endif
+
+static __always_inline int syscall_args(struct args *a, __u32 op, __u32 dir, int len_arg)
 {
-	if (is_self(bpf_get_current_pid_tgid()))
-		return;
-	struct args *a = bpf_task_storage_get(&inflight, bpf_get_current_task_btf(), 0,
-					      BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (!a)
-		return;
-	/*
-	 * NB: no clock read here (one costs ~75 ns on this VM, a fifth of the whole capture
-	 * path): events are stamped at exit, as Pixie stamps them. A request's first byte is
-	 * then stamped when its write returned, which for all but huge blocking writes is
-	 * within a microsecond of when it started.
-	 */
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	if (!regs)
+		return 0;
+	__u64 w[REGS_WORDS] = {};
+	if (bpf_probe_read_kernel(w, sizeof(w), (const char *)regs + REGS_OFF) != 0)
+		return 0;
+#if defined(__TARGET_ARCH_x86)
+	__u64 arg0 = w[ARG0];
+#else
+	__u64 arg0 = 0;
+	if (bpf_probe_read_kernel(&arg0, sizeof(arg0), (const char *)regs + ORIG_X0_OFF) != 0)
+		return 0;
+#endif
 	a->enter_ts = 0;
-	a->ptr = ptr;
-	a->len = len;
-	a->fd = fd;
+	a->fd = (__s32)arg0;
+	a->ptr = w[ARG1];
+	a->len = len_arg == 3 ? w[ARG3] : w[ARG2];
 	a->op = op;
 	a->dir = dir;
+	a->_pad = 0;
+	return 1;
 }
 
 /* Emits one DATA event for `size` bytes at user address `buf` (NULL: a gap, nothing copied). */
@@ -337,19 +352,28 @@ static __always_inline void emit_iov(__u32 tgid, struct args *a, struct conn_inf
 		emit_data(tgid, a, ci, dir, pos + w.done, NULL, total - w.done, exit_ts);
 }
 
-/* The exit half: `a` is the thread's slot (op != 0), `op` this syscall's op. */
-static __always_inline void on_exit(struct args *a, long ret, __u32 op)
+/*
+ * One syscall's exit. NB: `op` and `dir` are compile-time constants per tracepoint, so each
+ * program keeps one branch.
+ */
+static __always_inline void on_exit(long ret, __u32 op, __u32 dir, int len_arg)
 {
-	struct args copy = *a;
-	a->op = 0;
-	/* NB: `op` is a compile-time constant per tracepoint, so each program keeps one branch. */
-	if (copy.op != op)
+	/* Failed and empty calls (EAGAIN reads above all) cost only this test. */
+	if (op == OP_CONNECT) {
+		if (ret != 0 && ret != -EINPROGRESS)
+			return;
+	} else if (ret < 0 || (op != OP_ACCEPT && ret == 0)) {
 		return;
-	__u32 dir = copy.dir;
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	}
+	__u64 id = bpf_get_current_pid_tgid();
+	if (is_self(id))
+		return;
+	struct args copy;
+	if (!syscall_args(&copy, op, dir, len_arg))
+		return;
+	__u32 tgid = id >> 32;
 	__u64 exit_ts = bpf_ktime_get_ns();
-	if (!copy.enter_ts)
-		copy.enter_ts = exit_ts;
+	copy.enter_ts = exit_ts;
 
 	if (op == OP_CONNECT) {
 		if (ret == 0 || ret == -EINPROGRESS)
@@ -436,50 +460,27 @@ struct sys_exit_ctx {
 	__s64 ret;
 };
 
-#define ENTER(name, op, dir, fd_i, ptr_i, len_i)                                         \
-	SEC("tracepoint/syscalls/sys_enter_" #name)                                      \
-	int enter_##name(struct sys_enter_ctx *ctx)                                       \
-	{                                                                                \
-		stash(op, dir, (__s32)ctx->args[fd_i], ctx->args[ptr_i], ctx->args[len_i]); \
-		return 0;                                                                \
-	}
-
-#define EXIT(name, want)                                                                   \
+#define EXIT(name, op, dir, len_arg)                                                      \
 	SEC("tracepoint/syscalls/sys_exit_" #name)                                       \
 	int exit_##name(struct sys_exit_ctx *ctx)                                         \
 	{                                                                                \
-		struct args *a =                                                         \
-			bpf_task_storage_get(&inflight, bpf_get_current_task_btf(), 0, 0); \
-		if (a && a->op != 0)                                                     \
-			on_exit(a, ctx->ret, want);                                      \
+		on_exit(ctx->ret, op, dir, len_arg);                                     \
 		return 0;                                                                \
 	}
 
-ENTER(read, OP_RW, PXT_DIR_INGRESS, 0, 1, 2)
-EXIT(read, OP_RW)
-ENTER(write, OP_RW, PXT_DIR_EGRESS, 0, 1, 2)
-EXIT(write, OP_RW)
-ENTER(recvfrom, OP_RW, PXT_DIR_INGRESS, 0, 1, 2)
-EXIT(recvfrom, OP_RW)
-ENTER(sendto, OP_RW, PXT_DIR_EGRESS, 0, 1, 2)
-EXIT(sendto, OP_RW)
-ENTER(readv, OP_IOV, PXT_DIR_INGRESS, 0, 1, 2)
-EXIT(readv, OP_IOV)
-ENTER(writev, OP_IOV, PXT_DIR_EGRESS, 0, 1, 2)
-EXIT(writev, OP_IOV)
-ENTER(recvmsg, OP_MSG, PXT_DIR_INGRESS, 0, 1, 2)
-EXIT(recvmsg, OP_MSG)
-ENTER(sendmsg, OP_MSG, PXT_DIR_EGRESS, 0, 1, 2)
-EXIT(sendmsg, OP_MSG)
-ENTER(connect, OP_CONNECT, PXT_DIR_EGRESS, 0, 1, 2)
-EXIT(connect, OP_CONNECT)
-ENTER(accept, OP_ACCEPT, PXT_DIR_INGRESS, 0, 1, 2)
-EXIT(accept, OP_ACCEPT)
-ENTER(accept4, OP_ACCEPT, PXT_DIR_INGRESS, 0, 1, 2)
-EXIT(accept4, OP_ACCEPT)
-/* sendfile64(out_fd, in_fd, offset, count): only out_fd matters. */
-ENTER(sendfile64, OP_SENDFILE, PXT_DIR_EGRESS, 0, 3, 3)
-EXIT(sendfile64, OP_SENDFILE)
+EXIT(read, OP_RW, PXT_DIR_INGRESS, 2)
+EXIT(write, OP_RW, PXT_DIR_EGRESS, 2)
+EXIT(recvfrom, OP_RW, PXT_DIR_INGRESS, 2)
+EXIT(sendto, OP_RW, PXT_DIR_EGRESS, 2)
+EXIT(readv, OP_IOV, PXT_DIR_INGRESS, 2)
+EXIT(writev, OP_IOV, PXT_DIR_EGRESS, 2)
+EXIT(recvmsg, OP_MSG, PXT_DIR_INGRESS, 2)
+EXIT(sendmsg, OP_MSG, PXT_DIR_EGRESS, 2)
+EXIT(connect, OP_CONNECT, PXT_DIR_EGRESS, 2)
+EXIT(accept, OP_ACCEPT, PXT_DIR_INGRESS, 2)
+EXIT(accept4, OP_ACCEPT, PXT_DIR_INGRESS, 2)
+/* sendfile64(out_fd, in_fd, offset, count): out_fd and count. */
+EXIT(sendfile64, OP_SENDFILE, PXT_DIR_EGRESS, 3)
 
 SEC("tracepoint/syscalls/sys_enter_close")
 int enter_close(struct sys_enter_ctx *ctx)

@@ -78,3 +78,6 @@ struct user_msghdr {
 	struct iovec *msg_iov;
 	__u64 msg_iovlen;
 };
+
+/* Only ever used as a pointer: the syscall arguments are read at fixed uapi offsets. */
+struct pt_regs;

@@ -350,9 +350,6 @@ impl SocketTracer {
             .override_global("capture_bytes", &config.capture_bytes, true)
             .override_global("wakeup_bytes", &wakeup, true)
             .map_max_entries("events", config.ring_bytes)
-            // NB: `inflight` is task local storage, which aya creates but has no typed
-            // wrapper for; user space never touches it.
-            .allow_unsupported_maps()
             .load(SOCKET_TRACE_OBJ)
             .map_err(|e| TracerError::Load(error_chain(&e)))?;
 
@@ -452,7 +449,6 @@ fn attach_per_syscall(ebpf: &mut Ebpf) -> Result<Vec<Attachment>, TracerError> {
     let mut attachments = Vec::new();
     let mut programs: Vec<(String, String)> = Vec::new();
     for sc in TRACEPOINTS {
-        programs.push((format!("enter_{sc}"), format!("sys_enter_{sc}")));
         programs.push((format!("exit_{sc}"), format!("sys_exit_{sc}")));
     }
     programs.push(("enter_close".to_string(), "sys_enter_close".to_string()));
@@ -466,12 +462,7 @@ fn attach_per_syscall(ebpf: &mut Ebpf) -> Result<Vec<Attachment>, TracerError> {
             error: result.err(),
         });
     }
-    let essential = [
-        "sys_enter_read",
-        "sys_exit_read",
-        "sys_enter_write",
-        "sys_exit_write",
-    ];
+    let essential = ["sys_exit_read", "sys_exit_write", "sys_enter_close"];
     if let Some(failed) = attachments
         .iter()
         .find(|a| a.error.is_some() && essential.iter().any(|e| a.tracepoint.ends_with(e)))
