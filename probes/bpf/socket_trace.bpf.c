@@ -294,8 +294,6 @@ static __always_inline void emit_data(__u32 tgid, struct args *a, struct conn_in
 		count(PXT_COUNTER_LOST, 1);
 		return;
 	}
-	count(PXT_COUNTER_EVENTS, 1);
-	count(PXT_COUNTER_BYTES, size);
 }
 
 /* State of one iovec walk, on the caller's stack; plain values only, so the loop body is

@@ -26,10 +26,10 @@ enum pxt_role {
 };
 
 enum pxt_counter {
-	PXT_COUNTER_EVENTS = 0,    /* data events handed over */
+	PXT_COUNTER_EVENTS = 0,    /* unused: user space counts what arrives */
 	PXT_COUNTER_LOST = 1,      /* events the ring buffer had no room for */
 	PXT_COUNTER_TRUNCATED = 2, /* data events cut to the capture cap */
-	PXT_COUNTER_BYTES = 3,     /* true bytes moved on traced sockets */
+	PXT_COUNTER_BYTES = 3,     /* unused: user space sums what arrives */
 	PXT_COUNTER_MAX = 4,
 };
 

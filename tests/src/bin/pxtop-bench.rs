@@ -169,15 +169,23 @@ fn run_pingpong(iters: u64) -> anyhow::Result<f64> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().parse()?)
 }
 
-/// bpftrace with empty programs on the same tracepoints; returns once they are attached.
+/// bpftrace with empty programs on the enter and exit tracepoints of the syscalls pxtopd
+/// traces (the issue's floor); returns once they are attached.
 fn start_bpftrace() -> anyhow::Result<Child> {
+    start_bpftrace_on(false)
+}
+
+/// bpftrace with empty programs on syscall tracepoints; returns once they are attached.
+/// `exits_only`: only the tracepoints pxtopd itself attaches (the exits of the data syscalls
+/// and sys_enter_close) instead of the enter/exit pair the issue's floor is defined with.
+fn start_bpftrace_on(exits_only: bool) -> anyhow::Result<Child> {
     let mut probes: Vec<String> = SYSCALLS
         .iter()
         .flat_map(|s| {
-            [
-                format!("tracepoint:syscalls:sys_enter_{s}"),
-                format!("tracepoint:syscalls:sys_exit_{s}"),
-            ]
+            let enter = (!exits_only).then(|| format!("tracepoint:syscalls:sys_enter_{s}"));
+            enter
+                .into_iter()
+                .chain([format!("tracepoint:syscalls:sys_exit_{s}")])
         })
         .collect();
     probes.push("tracepoint:syscalls:sys_enter_close".into());
@@ -357,12 +365,17 @@ fn overhead(rounds: usize, iters: u64) -> anyhow::Result<()> {
     let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
     let (mut floor, mut added) = (Vec::new(), Vec::new());
     let (mut g_none, mut g_bt, mut g_px) = (Vec::new(), Vec::new(), Vec::new());
+    let mut floor_exits = Vec::new();
     for round in 0..rounds {
         let a1 = run_pingpong(iters)?;
         g_none.push(run_getpid()?);
         let mut bt = start_bpftrace()?;
         let bv = run_pingpong(iters)?;
         g_bt.push(run_getpid()?);
+        let _ = bt.kill();
+        let _ = bt.wait();
+        let mut bt = start_bpftrace_on(true)?;
+        let ev = run_pingpong(iters)?;
         let _ = bt.kill();
         let _ = bt.wait();
         let px = start_pxtopd()?;
@@ -382,6 +395,7 @@ fn overhead(rounds: usize, iters: u64) -> anyhow::Result<()> {
         b.push(bv);
         c.push(cv);
         floor.push(bv - base);
+        floor_exits.push(ev - base);
         added.push(cv - base);
     }
     let (ma, mb, mc) = (median(&mut a), median(&mut b), median(&mut c));
@@ -391,6 +405,12 @@ fn overhead(rounds: usize, iters: u64) -> anyhow::Result<()> {
     println!("  bpftrace empty programs  {mb:>8.0} ns  (floor: +{floor:.0} ns, paired median)");
     println!("  pxtopd capturing         {mc:>8.0} ns  (added: +{added:.0} ns, paired median)");
     println!("  added / floor            {:>8.2}", added / floor);
+    let fe = median(&mut floor_exits);
+    println!(
+        "  floor on pxtopd's own tracepoints only (exits + close): +{fe:.0} ns; \
+         added / that {:.2}",
+        added / fe
+    );
     let (gn, gb, gp) = (median(&mut g_none), median(&mut g_bt), median(&mut g_px));
     println!("untraced syscall (getpid, median of {rounds} runs):");
     println!("  nothing attached         {gn:>8.1} ns");
