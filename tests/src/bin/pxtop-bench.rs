@@ -3,10 +3,13 @@
 //! - `overhead`: a loopback TCP request/response ping-pong (HTTP-shaped messages, so pxtopd
 //!   really parses them) timed with nothing attached, with bpftrace attaching empty programs
 //!   to the same syscall tracepoints (the floor any tracepoint design pays), and with pxtopd
-//!   capturing. Figure: pxtopd's added time per round trip / the floor's.
+//!   capturing. Figure: pxtopd's added time per round trip / the floor's. Pin it
+//!   (`taskset -c 1`): pxtopd then runs on the other CPUs. Also times getpid(2), a syscall
+//!   nobody traces, in each mode.
 //! - `wrk`: wrk → nginx on loopback, requests/s in the same three modes; with pxtopd, its CPU
 //!   seconds per captured request and captured / sent.
-//! - `pingpong`: the timed workload itself (run as a child so pxtopd traces it).
+//! - `pingpong`, `getpid`: the timed workloads themselves (run as children so pxtopd traces
+//!   them).
 //!
 //! Run as root after `cargo build --release --workspace --bins`:
 //! `target/release/pxtop-bench overhead` and `target/release/pxtop-bench wrk`.
