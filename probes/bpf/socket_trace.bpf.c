@@ -23,6 +23,14 @@ char LICENSE[] SEC("license") = "GPL";
 /* Set by the loader before load. */
 const volatile __u32 self_tgid = 0;
 const volatile __u32 capture_bytes = PXT_MAX_CAPTURE;
+/*
+ * Capture no data on the client end of loopback connections. Both ends of such a connection
+ * are on this host and both are traced, and user space keeps only the server's record of each
+ * request (Pixie's rule), so the client's copy of every byte would be read, shipped and
+ * parsed only to be dropped. Open/close events and byte counts are kept. Set from the agent's
+ * client-side setting.
+ */
+const volatile __u32 skip_loopback_clients = 1;
 /* A quarter of the ring's size: above this much unread data, wake the reader. */
 const volatile __u64 wakeup_bytes = (32 << 20) / 4;
 
@@ -38,8 +46,11 @@ struct conn_info {
 	__u64 wr_bytes;
 	__u64 rd_bytes;
 	__u32 role;
-	__u32 _pad;
+	__u32 flags;
 };
+
+/* The client end of a loopback connection: see `skip_loopback_clients`. */
+#define CONN_NO_DATA 1
 
 enum op {
 	OP_RW = 1,     /* read/write/recvfrom/sendto: buf + len */
@@ -138,6 +149,23 @@ static __always_inline struct sock *inet_sock_of(__s32 fd)
 	return sk;
 }
 
+/* Whether the socket's peer is a loopback address (127/8, ::1, ::ffff:127.0.0.0/104). */
+static __always_inline int loopback_peer(struct sock *sk)
+{
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family == AF_INET)
+		return (BPF_CORE_READ(sk, __sk_common.skc_daddr) & 0xff) == 127;
+	__u8 a[16] = {};
+	BPF_CORE_READ_INTO(&a, sk, __sk_common.skc_v6_daddr);
+	__u64 hi = 0;
+	__builtin_memcpy(&hi, a, 8);
+	if (hi != 0 || a[8] || a[9])
+		return 0;
+	if (a[10] == 0xff && a[11] == 0xff)
+		return a[12] == 127;
+	return !a[10] && !a[11] && !a[12] && !a[13] && !a[14] && a[15] == 1;
+}
+
 static __always_inline void emit_open(__u32 tgid, __s32 fd, struct conn_info *ci, struct sock *sk)
 {
 	struct pxt_open_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
@@ -188,6 +216,9 @@ static __always_inline struct conn_info *conn_lookup(__u32 tgid, __s32 fd, __u32
 	struct conn_info fresh = {
 		.gen = bpf_ktime_get_ns(),
 		.role = role,
+		.flags = role == PXT_ROLE_CLIENT && skip_loopback_clients && loopback_peer(sk)
+				 ? CONN_NO_DATA
+				 : 0,
 	};
 	bpf_map_update_elem(&conns, &key, &fresh, BPF_ANY);
 	ci = bpf_map_lookup_elem(&conns, &key);
@@ -207,46 +238,28 @@ static __always_inline int is_self(__u64 pid_tgid)
  * so no enter tracepoint is needed at all: a second tracepoint per syscall, plus the per-thread
  * slot its arguments waited in, cost more than the rest of the capture path (BENCHMARKS.md).
  */
-#if defined(__TARGET_ARCH_x86)
-/* x86_64 pt_regs (uapi layout): r10 at byte 56, then r9, r8, ax, cx, dx, si, di. */
-#define REGS_OFF 56
-#define REGS_WORDS 8
-#define ARG0 7 /* di */
-#define ARG1 6 /* si */
-#define ARG2 5 /* dx */
-#define ARG3 0 /* r10 */
-#elif defined(__TARGET_ARCH_arm64)
-/* arm64 pt_regs: regs[31], sp, pc, pstate, orig_x0. x0 holds the return value by now, so
- * argument 0 comes from orig_x0 (byte 272); 1-3 from regs[1..3]. */
-#define REGS_OFF 8
-#define REGS_WORDS 3
-#define ARG1 0
-#define ARG2 1
-#define ARG3 2
-#define ORIG_X0_OFF 272
-#else
-#error "pxtop's probes support x86_64 and arm64"
-#endif
-
 static __always_inline int syscall_args(struct args *a, __u32 op, __u32 dir, int len_arg)
 {
+	/*
+	 * NB: plain loads through the BTF-typed pointer (the verifier turns them into faulting
+	 * loads), not bpf_probe_read_kernel: the helper call cost ~120 ns per syscall here.
+	 */
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 	if (!regs)
 		return 0;
-	__u64 w[REGS_WORDS] = {};
-	if (bpf_probe_read_kernel(w, sizeof(w), (const char *)regs + REGS_OFF) != 0)
-		return 0;
 #if defined(__TARGET_ARCH_x86)
-	__u64 arg0 = w[ARG0];
+	__u64 arg0 = regs->di, arg1 = regs->si, arg2 = regs->dx, arg3 = regs->r10;
+#elif defined(__TARGET_ARCH_arm64)
+	/* x0 holds the return value by now; the kernel kept argument 0 in orig_x0. */
+	__u64 arg0 = regs->orig_x0, arg1 = regs->regs[1], arg2 = regs->regs[2],
+	      arg3 = regs->regs[3];
 #else
-	__u64 arg0 = 0;
-	if (bpf_probe_read_kernel(&arg0, sizeof(arg0), (const char *)regs + ORIG_X0_OFF) != 0)
-		return 0;
+#error "pxtop's probes support x86_64 and arm64"
 #endif
 	a->enter_ts = 0;
 	a->fd = (__s32)arg0;
-	a->ptr = w[ARG1];
-	a->len = len_arg == 3 ? w[ARG3] : w[ARG2];
+	a->ptr = arg1;
+	a->len = len_arg == 3 ? arg3 : arg2;
 	a->op = op;
 	a->dir = dir;
 	a->_pad = 0;
@@ -370,8 +383,6 @@ static __always_inline void on_exit(long ret, __u32 op, __u32 dir, int len_arg)
 	if (!syscall_args(&copy, op, dir, len_arg))
 		return;
 	__u32 tgid = id >> 32;
-	__u64 exit_ts = bpf_ktime_get_ns();
-	copy.enter_ts = exit_ts;
 
 	if (op == OP_CONNECT) {
 		if (ret == 0 || ret == -EINPROGRESS)
@@ -390,6 +401,11 @@ static __always_inline void on_exit(long ret, __u32 op, __u32 dir, int len_arg)
 		return;
 	__u64 *ctr = dir == PXT_DIR_EGRESS ? &ci->wr_bytes : &ci->rd_bytes;
 	__u64 pos = __sync_fetch_and_add(ctr, (__u64)ret);
+	if (ci->flags & CONN_NO_DATA)
+		return;
+	/* NB: the clock is read only for events that are sent (~70 ns a read here). */
+	__u64 exit_ts = bpf_ktime_get_ns();
+	copy.enter_ts = exit_ts;
 
 	switch (op) {
 	case OP_RW:

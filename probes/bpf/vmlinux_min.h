@@ -79,5 +79,17 @@ struct user_msghdr {
 	__u64 msg_iovlen;
 };
 
-/* Only ever used as a pointer: the syscall arguments are read at fixed uapi offsets. */
-struct pt_regs;
+/* The registers a task entered the kernel with; only the syscall argument registers. */
+#if defined(__TARGET_ARCH_x86)
+struct pt_regs {
+	unsigned long r10;
+	unsigned long dx;
+	unsigned long si;
+	unsigned long di;
+} __attribute__((preserve_access_index));
+#elif defined(__TARGET_ARCH_arm64)
+struct pt_regs {
+	__u64 regs[31];
+	__u64 orig_x0;
+} __attribute__((preserve_access_index));
+#endif

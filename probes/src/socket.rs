@@ -247,6 +247,10 @@ pub struct TracerConfig {
     pub ring_bytes: u32,
     /// The process to leave out (the agent itself).
     pub self_tgid: u32,
+    /// Capture no data on the client end of loopback connections (both ends are traced on
+    /// this host; open/close events and byte counts are still reported). On when the agent
+    /// keeps only one record per request, as by default.
+    pub skip_loopback_clients: bool,
 }
 
 impl Default for TracerConfig {
@@ -255,6 +259,7 @@ impl Default for TracerConfig {
             capture_bytes: MAX_CAPTURE,
             ring_bytes: 32 << 20,
             self_tgid: std::process::id(),
+            skip_loopback_clients: true,
         }
     }
 }
@@ -352,6 +357,11 @@ impl SocketTracer {
             .override_global("self_tgid", &config.self_tgid, true)
             .override_global("capture_bytes", &config.capture_bytes, true)
             .override_global("wakeup_bytes", &wakeup, true)
+            .override_global(
+                "skip_loopback_clients",
+                &u32::from(config.skip_loopback_clients),
+                true,
+            )
             .map_max_entries("events", config.ring_bytes)
             .load(SOCKET_TRACE_OBJ)
             .map_err(|e| TracerError::Load(error_chain(&e)))?;

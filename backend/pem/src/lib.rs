@@ -138,6 +138,8 @@ pub async fn start(
         capture_bytes: config.capture_bytes,
         ring_bytes: config.ring_bytes,
         self_tgid: std::process::id(),
+        // NB: the client end of a loopback connection yields only records the ingest drops.
+        skip_loopback_clients: config.client_side == ClientSide::RemoteOnly,
     })?;
     let failed: Vec<String> = tracer
         .attachments()

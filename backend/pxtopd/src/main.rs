@@ -38,12 +38,23 @@ struct Args {
     /// in px/probe_status.
     #[arg(long, default_value = "32MiB", value_parser = parse_bytes)]
     ring_size: u64,
+    /// Which client-side records to keep: `remote` (Pixie's rule: only when the server is not
+    /// on this host, whose own record already counts the request; the client end of a
+    /// loopback connection is then not captured at all) or `all`.
+    #[arg(long, value_enum, default_value_t = ClientRecords::Remote)]
+    client_records: ClientRecords,
     /// Bytes of each HTTP body kept in tables (bodies are cut with "... [TRUNCATED]").
     #[arg(long, default_value = "1KiB", value_parser = parse_bytes)]
     body_limit: u64,
     /// Serve queries without loading probes (no root needed; tables stay empty).
     #[arg(long)]
     no_capture: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ClientRecords {
+    Remote,
+    All,
 }
 
 fn parse_bytes(s: &str) -> Result<u64, String> {
@@ -115,6 +126,10 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     config.pem.capture_bytes = u32::try_from(args.capture_bytes)
         .map_err(|_| anyhow::anyhow!("--capture-bytes is too large"))?;
     config.pem.body_limit = usize::try_from(args.body_limit)?;
+    config.pem.client_side = match args.client_records {
+        ClientRecords::Remote => pxtop_pem::ClientSide::RemoteOnly,
+        ClientRecords::All => pxtop_pem::ClientSide::All,
+    };
     config.pem.ring_bytes = u32::try_from(args.ring_size)
         .ok()
         .filter(|n| n.is_power_of_two() && *n >= 4096)

@@ -222,6 +222,11 @@ struct Pxtopd {
 }
 
 fn start_pxtopd() -> anyhow::Result<Pxtopd> {
+    start_pxtopd_with(&[])
+}
+
+/// pxtopd with extra flags.
+fn start_pxtopd_with(extra: &[&str]) -> anyhow::Result<Pxtopd> {
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let addr = format!("127.0.0.1:{port}");
     let token = "bench-token".to_string();
@@ -239,6 +244,7 @@ fn start_pxtopd() -> anyhow::Result<Pxtopd> {
     };
     let mut child = cmd
         .args(["--listen", &addr])
+        .args(extra)
         .env("PXTOP_TOKEN", &token)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
@@ -369,6 +375,7 @@ fn overhead(rounds: usize, iters: u64) -> anyhow::Result<()> {
     let (mut floor, mut added) = (Vec::new(), Vec::new());
     let (mut g_none, mut g_bt, mut g_px) = (Vec::new(), Vec::new(), Vec::new());
     let mut floor_exits = Vec::new();
+    let mut added_all = Vec::new();
     for round in 0..rounds {
         let a1 = run_pingpong(iters)?;
         g_none.push(run_getpid()?);
@@ -385,14 +392,19 @@ fn overhead(rounds: usize, iters: u64) -> anyhow::Result<()> {
         let cv = run_pingpong(iters)?;
         g_px.push(run_getpid()?);
         px.stop();
+        // Every syscall of both ends captured, as for traffic from clients on other hosts.
+        let px = start_pxtopd_with(&["--client-records", "all"])?;
+        let dv = run_pingpong(iters)?;
+        px.stop();
         let a2 = run_pingpong(iters)?;
         let base = (a1 + a2) / 2.0;
         eprintln!(
             "round {}: none {a1:.0}/{a2:.0} ns, bpftrace-empty {bv:.0} ns (+{:.0}), \
-             pxtopd {cv:.0} ns (+{:.0})",
+             pxtopd {cv:.0} ns (+{:.0}), pxtopd capturing both ends {dv:.0} ns (+{:.0})",
             round + 1,
             bv - base,
-            cv - base
+            cv - base,
+            dv - base
         );
         a.push(base);
         b.push(bv);
@@ -400,6 +412,7 @@ fn overhead(rounds: usize, iters: u64) -> anyhow::Result<()> {
         floor.push(bv - base);
         floor_exits.push(ev - base);
         added.push(cv - base);
+        added_all.push(dv - base);
     }
     let (ma, mb, mc) = (median(&mut a), median(&mut b), median(&mut c));
     let (floor, added) = (median(&mut floor), median(&mut added));
@@ -408,6 +421,12 @@ fn overhead(rounds: usize, iters: u64) -> anyhow::Result<()> {
     println!("  bpftrace empty programs  {mb:>8.0} ns  (floor: +{floor:.0} ns, paired median)");
     println!("  pxtopd capturing         {mc:>8.0} ns  (added: +{added:.0} ns, paired median)");
     println!("  added / floor            {:>8.2}", added / floor);
+    let all = median(&mut added_all);
+    println!(
+        "  pxtopd --client-records all (both ends of the loopback connection captured): \
+         +{all:.0} ns; added / floor {:.2}",
+        all / floor
+    );
     let fe = median(&mut floor_exits);
     println!(
         "  floor on pxtopd's own tracepoints only (exits + close): +{fe:.0} ns; \
