@@ -83,11 +83,43 @@ enum ProtoState {
         attempts: u32,
     },
     Opaque,
-    Http1 {
-        conn: Box<http1::Conn>,
+    Parsing {
+        parser: Parser,
         /// The direction that carries requests, seen from this process.
         requests: Direction,
     },
+}
+
+/// One connection's parser. NB: a protocol is one arm here (its parser, fed by the shared
+/// reassembly in [`Ingest::feed`]) and one in [`Ingest::emit`] (its records to its table).
+#[derive(Debug)]
+enum Parser {
+    Http1(Box<http1::Conn>),
+}
+
+impl Parser {
+    fn new(protocol: Protocol, config: &IngestConfig) -> Option<Self> {
+        match protocol {
+            Protocol::Http1 => Some(Self::Http1(Box::new(http1::Conn::new(http1::Limits {
+                max_body: config.body_limit,
+                ..http1::Limits::default()
+            })))),
+            _ => None,
+        }
+    }
+
+    fn push(&mut self, chunk: Chunk<'_>, is_requests: bool) {
+        match self {
+            Self::Http1(h) if is_requests => h.push_requests(chunk),
+            Self::Http1(h) => h.push_responses(chunk),
+        }
+    }
+
+    fn close(&mut self) {
+        match self {
+            Self::Http1(h) => h.close(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -207,8 +239,8 @@ impl Ingest {
             generation: c.generation,
         };
         if let Some(mut conn) = self.conns.remove(&key) {
-            if let ProtoState::Http1 { conn: h, .. } = &mut conn.proto {
-                h.close();
+            if let ProtoState::Parsing { parser, .. } = &mut conn.proto {
+                parser.close();
             }
             self.emit(&mut conn);
         }
@@ -244,7 +276,12 @@ impl Ingest {
             *attempts += 1;
             let attempts = *attempts;
             match infer(d.data) {
-                Some((Protocol::Http1, kind)) => {
+                Some((protocol, kind)) => {
+                    let Some(parser) = Parser::new(protocol, &self.config) else {
+                        self.stats.opaque_conns += 1;
+                        conn.proto = ProtoState::Opaque;
+                        return;
+                    };
                     let requests = match (kind, d.dir) {
                         (MessageKind::Request, dir) => dir,
                         (MessageKind::Response, Direction::Egress) => Direction::Ingress,
@@ -257,15 +294,8 @@ impl Ingest {
                             Role::Server
                         };
                     }
-                    conn.proto = ProtoState::Http1 {
-                        conn: Box::new(http1::Conn::new(http1::Limits {
-                            max_body: self.config.body_limit,
-                            ..http1::Limits::default()
-                        })),
-                        requests,
-                    };
+                    conn.proto = ProtoState::Parsing { parser, requests };
                 }
-                Some(_) => conn.proto = ProtoState::Opaque,
                 None if attempts >= self.config.infer_attempts => {
                     self.stats.opaque_conns += 1;
                     conn.proto = ProtoState::Opaque;
@@ -273,7 +303,7 @@ impl Ingest {
                 None => return,
             }
         }
-        let ProtoState::Http1 { conn: h, requests } = &mut conn.proto else {
+        let ProtoState::Parsing { parser, requests } = &mut conn.proto else {
             return;
         };
         let i = dir_index(d.dir);
@@ -317,31 +347,40 @@ impl Ingest {
         conn.next_pos[i] = Some(end);
         let is_requests = d.dir == *requests;
         for chunk in chunks.into_iter().flatten() {
-            if is_requests {
-                h.push_requests(chunk);
-            } else {
-                h.push_responses(chunk);
-            }
+            parser.push(chunk, is_requests);
         }
     }
 
-    fn emit(&mut self, conn: &mut Conn) {
-        let ProtoState::Http1 { conn: h, .. } = &mut conn.proto else {
-            return;
-        };
-        h.drain(&mut self.records);
-        if h.upgraded() {
-            conn.proto = ProtoState::Opaque;
-        }
-        if self.records.is_empty() {
-            return;
-        }
-        let keep = match (self.config.client_side, conn.role) {
+    /// Whether this connection's records are kept (Pixie's one-row-per-request rule).
+    fn keep_records(&self, conn: &Conn) -> bool {
+        match (self.config.client_side, conn.role) {
             (ClientSide::RemoteOnly, Role::Client) => !conn
                 .remote
                 .is_some_and(|r| r.ip().is_loopback() || self.local_ips.contains(&r.ip())),
             _ => true,
+        }
+    }
+
+    fn emit(&mut self, conn: &mut Conn) {
+        let ProtoState::Parsing { parser, .. } = &mut conn.proto else {
+            return;
         };
+        match parser {
+            Parser::Http1(h) => {
+                h.drain(&mut self.records);
+                if h.upgraded() {
+                    conn.proto = ProtoState::Opaque;
+                }
+                self.emit_http1(conn);
+            }
+        }
+    }
+
+    fn emit_http1(&mut self, conn: &Conn) {
+        if self.records.is_empty() {
+            return;
+        }
+        let keep = self.keep_records(conn);
         let records = std::mem::take(&mut self.records);
         if !keep {
             self.stats.client_rows_deduplicated += records.len() as u64;
