@@ -508,7 +508,13 @@ async fn bundled_scripts_are_listed_with_descriptions_and_params() {
     let names: Vec<&str> = s.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(
         names,
-        ["px/http_data", "px/http_request_stats", "px/probe_status"]
+        [
+            "px/http_data",
+            "px/http_request_stats",
+            "px/pgsql_data",
+            "px/probe_status",
+            "px/redis_data"
+        ]
     );
     assert!(s.iter().all(|s| !s.description.is_empty()));
     let params: Vec<(&str, &str)> = s[0]
@@ -637,6 +643,32 @@ async fn probe_status_compiles_and_runs_on_an_empty_table() {
     );
 }
 
+#[tokio::test]
+async fn protocol_data_scripts_compile_and_run_on_empty_tables() {
+    let f = fixture();
+    for (script, table, col) in [
+        ("px/redis_data", "redis_data", "req_args"),
+        ("px/pgsql_data", "pgsql_data", "req"),
+    ] {
+        let src = f.engine.script_source(script).unwrap();
+        let out = run(&f.engine, src).await;
+        assert_eq!(out[0].name, table);
+        let names: Vec<&str> = out[0]
+            .schema
+            .fields()
+            .iter()
+            .map(|c| c.name().as_str())
+            .collect();
+        assert_eq!(
+            &names[..4],
+            ["time_", "service", "req_cmd", col],
+            "{script}"
+        );
+        let rows: usize = out[0].batches.iter().map(RecordBatch::num_rows).sum();
+        assert_eq!(rows, 0, "{script}");
+    }
+}
+
 // ---- errors ----
 
 #[tokio::test]
@@ -667,7 +699,8 @@ async fn unknown_table_lists_tables_at_the_call() {
     let m = e.to_string();
     assert_eq!(e.position(), Some((2, 14)), "{m}");
     assert!(
-        m.contains("\"http_event\"") && m.contains("http_events, probe_status"),
+        m.contains("\"http_event\"")
+            && m.contains("http_events, pgsql_events, redis_events, probe_status"),
         "{m}"
     );
     assert_eq!(e.kind(), ErrorKind::NotFound);
@@ -815,6 +848,6 @@ async fn unknown_script_lists_the_bundled_ones() {
     assert_eq!(e.kind(), ErrorKind::NotFound);
     assert_eq!(
         e.to_string(),
-        "unknown script \"px/http_dat\"; scripts are: px/http_data, px/http_request_stats, px/probe_status"
+        "unknown script \"px/http_dat\"; scripts are: px/http_data, px/http_request_stats, px/pgsql_data, px/probe_status, px/redis_data"
     );
 }

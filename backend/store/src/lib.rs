@@ -24,7 +24,9 @@ use arrow::{
 };
 use parking_lot::RwLock;
 
-pub use rows::{HttpEvent, HttpEventsBuilder, ProbeStatusBuilder, ProbeStatusRow};
+pub use rows::{
+    CmdEvent, CmdEventsBuilder, HttpEvent, HttpEventsBuilder, ProbeStatusBuilder, ProbeStatusRow,
+};
 pub use schema::TableDef;
 
 /// Default node budget: 1 GiB split across tables by their `budget_percent`.

@@ -61,6 +61,131 @@ pub struct HttpEvent<'a> {
     pub px_info: Cow<'a, str>,
 }
 
+/// One row of a table shaped by `schema::cmd_events` (`redis_events`, `pgsql_events`): the
+/// shared protocol columns plus a command, a request and a response as text.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CmdEvent<'a> {
+    /// When the response completed, ns since the Unix epoch.
+    pub time_ns: i64,
+    /// The traced process.
+    pub upid: Cow<'a, str>,
+    /// Peer address.
+    pub remote_addr: Cow<'a, str>,
+    /// Peer port.
+    pub remote_port: i64,
+    /// This side's address.
+    pub local_addr: Cow<'a, str>,
+    /// This side's port.
+    pub local_port: i64,
+    /// [`schema::trace_role`].
+    pub trace_role: i64,
+    /// Whether the bytes were captured from a TLS library (plaintext).
+    pub encrypted: bool,
+    /// The command (`req_cmd`).
+    pub cmd: Cow<'a, str>,
+    /// The request (`req_args` of redis_events, `req` of pgsql_events).
+    pub req: Cow<'a, str>,
+    /// The response (`resp`).
+    pub resp: Cow<'a, str>,
+    /// Request start to response end, ns.
+    pub latency: i64,
+    /// Parser notes.
+    pub px_info: Cow<'a, str>,
+}
+
+/// Column builders for a `schema::cmd_events` table.
+#[derive(Debug)]
+pub struct CmdEventsBuilder {
+    schema: arrow::datatypes::SchemaRef,
+    time: TimestampNanosecondBuilder,
+    upid: StringBuilder,
+    remote_addr: StringBuilder,
+    remote_port: Int64Builder,
+    local_addr: StringBuilder,
+    local_port: Int64Builder,
+    trace_role: Int64Builder,
+    encrypted: BooleanBuilder,
+    cmd: StringBuilder,
+    req: StringBuilder,
+    resp: StringBuilder,
+    latency: Int64Builder,
+    px_info: StringBuilder,
+    len: usize,
+}
+
+impl CmdEventsBuilder {
+    /// Builders for `schema` (`schema::redis_events()` or `schema::pgsql_events()`) sized for
+    /// `n` rows.
+    pub fn with_capacity(schema: arrow::datatypes::SchemaRef, n: usize) -> Self {
+        Self {
+            schema,
+            time: TimestampNanosecondBuilder::with_capacity(n),
+            upid: strings(n),
+            remote_addr: strings(n),
+            remote_port: Int64Builder::with_capacity(n),
+            local_addr: strings(n),
+            local_port: Int64Builder::with_capacity(n),
+            trace_role: Int64Builder::with_capacity(n),
+            encrypted: BooleanBuilder::with_capacity(n),
+            cmd: strings(n),
+            req: strings(n),
+            resp: strings(n),
+            latency: Int64Builder::with_capacity(n),
+            px_info: strings(n),
+            len: 0,
+        }
+    }
+
+    /// Adds one row.
+    pub fn append(&mut self, r: &CmdEvent<'_>) {
+        self.time.append_value(r.time_ns);
+        self.upid.append_value(&r.upid);
+        self.remote_addr.append_value(&r.remote_addr);
+        self.remote_port.append_value(r.remote_port);
+        self.local_addr.append_value(&r.local_addr);
+        self.local_port.append_value(r.local_port);
+        self.trace_role.append_value(r.trace_role);
+        self.encrypted.append_value(r.encrypted);
+        self.cmd.append_value(&r.cmd);
+        self.req.append_value(&r.req);
+        self.resp.append_value(&r.resp);
+        self.latency.append_value(r.latency);
+        self.px_info.append_value(&r.px_info);
+        self.len += 1;
+    }
+
+    /// Rows added since the last finish.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no rows were added since the last finish.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The rows as a batch; the builder is empty afterwards.
+    pub fn finish(&mut self) -> RecordBatch {
+        self.len = 0;
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(self.time.finish()),
+            Arc::new(self.upid.finish()),
+            Arc::new(self.remote_addr.finish()),
+            Arc::new(self.remote_port.finish()),
+            Arc::new(self.local_addr.finish()),
+            Arc::new(self.local_port.finish()),
+            Arc::new(self.trace_role.finish()),
+            Arc::new(self.encrypted.finish()),
+            Arc::new(self.cmd.finish()),
+            Arc::new(self.req.finish()),
+            Arc::new(self.resp.finish()),
+            Arc::new(self.latency.finish()),
+            Arc::new(self.px_info.finish()),
+        ];
+        batch(self.schema.clone(), cols)
+    }
+}
+
 /// Column builders for `http_events`.
 #[derive(Debug)]
 pub struct HttpEventsBuilder {

@@ -80,6 +80,41 @@ static PROBE_STATUS: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
+/// The shared columns of a protocol table whose protocol part is three texts (a command, the
+/// request, the response), named as Pixie names them per table.
+fn cmd_events(cmd: &str, req: &str, resp: &str) -> SchemaRef {
+    use DataType::{Boolean, Int64, Utf8};
+    Arc::new(Schema::new(vec![
+        f("time_", time_type()),
+        f("upid", Utf8),
+        f("remote_addr", Utf8),
+        f("remote_port", Int64),
+        f("local_addr", Utf8),
+        f("local_port", Int64),
+        f("trace_role", Int64),
+        f("encrypted", Boolean),
+        f(cmd, Utf8),
+        f(req, Utf8),
+        f(resp, Utf8),
+        f("latency", Int64),
+        f("px_info_", Utf8),
+    ]))
+}
+
+static REDIS_EVENTS: LazyLock<SchemaRef> =
+    LazyLock::new(|| cmd_events("req_cmd", "req_args", "resp"));
+static PGSQL_EVENTS: LazyLock<SchemaRef> = LazyLock::new(|| cmd_events("req_cmd", "req", "resp"));
+
+/// `redis_events`: one row per Redis command and its reply.
+pub fn redis_events() -> SchemaRef {
+    REDIS_EVENTS.clone()
+}
+
+/// `pgsql_events`: one row per PostgreSQL query or executed statement and its outcome.
+pub fn pgsql_events() -> SchemaRef {
+    PGSQL_EVENTS.clone()
+}
+
 /// `http_events`: one row per HTTP request/response pair.
 pub fn http_events() -> SchemaRef {
     HTTP_EVENTS.clone()
@@ -111,13 +146,25 @@ pub fn all_tables() -> Vec<TableDef> {
             name: "http_events",
             aliases: &[],
             schema: http_events(),
-            budget_percent: 95,
+            budget_percent: 80,
+        },
+        TableDef {
+            name: "pgsql_events",
+            aliases: &[],
+            schema: pgsql_events(),
+            budget_percent: 7,
+        },
+        TableDef {
+            name: "redis_events",
+            aliases: &[],
+            schema: redis_events(),
+            budget_percent: 7,
         },
         TableDef {
             name: "probe_status",
             aliases: &[],
             schema: probe_status(),
-            budget_percent: 5,
+            budget_percent: 6,
         },
     ]
 }

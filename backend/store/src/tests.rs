@@ -152,7 +152,15 @@ fn node_budget_is_split_by_percent() {
         .iter()
         .map(|s| (s.name, s.budget_bytes))
         .collect();
-    assert_eq!(b, vec![("http_events", 950), ("probe_status", 50)]);
+    assert_eq!(
+        b,
+        vec![
+            ("http_events", 800),
+            ("pgsql_events", 70),
+            ("redis_events", 70),
+            ("probe_status", 60)
+        ]
+    );
 }
 
 #[test]
@@ -163,7 +171,8 @@ fn errors_name_what_exists() {
         .unwrap_err()
         .to_string();
     assert!(
-        e.contains("\"http_event\"") && e.contains("http_events, probe_status"),
+        e.contains("\"http_event\"")
+            && e.contains("http_events, pgsql_events, redis_events, probe_status"),
         "{e}"
     );
     assert_eq!(store.resolve("http_events.beta").unwrap(), "http_events");
