@@ -37,11 +37,13 @@ impl Backend {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
         let token = format!("e2e-{}", std::process::id());
-        let config = pxtopd::Config {
+        let mut config = pxtopd::Config {
             token: token.clone(),
             capture: true,
             ..pxtopd::Config::default()
         };
+        // NB: every second instead of Pixie's 10 s, so tests see samples soon.
+        config.pem.conn_stats_interval = Duration::from_secs(1);
         let (stop, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(pxtopd::run(listener, config, async move {
             let _ = rx.await;

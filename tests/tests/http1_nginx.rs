@@ -306,6 +306,38 @@ async fn nginx_traffic_is_captured_exactly_and_served_by_pxtop_run() {
         String::from_utf8_lossy(&status.stderr)
     );
     assert_eq!(v["lost"], serde_json::json!(0), "{last}");
+
+    // conn_stats: nginx's server side of these connections, recognised as HTTP, with bytes.
+    let out = Command::new(pxtop_bin())
+        .args(["--addr", &backend.url, "run", "-o", "json", "px/conn_stats"])
+        .env("PXTOP_TOKEN", &backend.token)
+        .output()
+        .expect("run pxtop");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let server_http: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["trace_role"] == 2 && v["protocol"] == 1)
+        .collect();
+    assert!(!server_http.is_empty(), "conn_stats: {text}");
+    let opened: i64 = server_http
+        .iter()
+        .map(|v| v["conn_open"].as_i64().unwrap_or(0))
+        .sum();
+    let sent: i64 = server_http
+        .iter()
+        .map(|v| v["bytes_sent"].as_i64().unwrap_or(0))
+        .sum();
+    let recv: i64 = server_http
+        .iter()
+        .map(|v| v["bytes_recv"].as_i64().unwrap_or(0))
+        .sum();
+    assert!(opened >= 1 && sent > 0 && recv > 0, "conn_stats: {text}");
     drop(nginx);
     backend.stop().await.expect("pxtopd stopped cleanly");
 }

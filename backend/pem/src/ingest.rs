@@ -9,8 +9,8 @@ use pxtop_metadata::LocalMetadata;
 use pxtop_probes::{CloseEvent, DataEvent, Direction, Event, OpenEvent, Role};
 use pxtop_protocols::{Chunk, MessageKind, Protocol, http1, infer::infer};
 use pxtop_store::{
-    HttpEvent, HttpEventsBuilder, Store,
-    schema::{content_type, format_upid, trace_role},
+    ConnStatsRow, HttpEvent, HttpEventsBuilder, Store,
+    schema::{content_type, format_upid, protocol, trace_role},
 };
 
 /// Which client-side records to keep.
@@ -135,6 +135,63 @@ struct Conn {
     /// has taken a first chunk in that direction.
     next_pos: [Option<u64>; 2],
     proto: ProtoState,
+    /// For `conn_stats`: whether its open was seen, its address family, and the bytes moved
+    /// per direction (egress = sent, ingress = received) as far as events told.
+    opened: bool,
+    family: i64,
+    bytes: [u64; 2],
+}
+
+/// A `conn_stats` key: process, remote endpoint, role.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct StatKey {
+    upid: String,
+    remote_addr: String,
+    remote_port: i64,
+    role: i64,
+}
+
+/// Counters of the closed connections of one key, kept until reported.
+#[derive(Debug, Clone, Default)]
+struct StatAgg {
+    family: i64,
+    protocol: i64,
+    open: i64,
+    close: i64,
+    active: i64,
+    sent: u64,
+    recv: u64,
+    /// Changed since the last sample.
+    dirty: bool,
+}
+
+fn role_code(role: Role) -> i64 {
+    match role {
+        Role::Client => trace_role::CLIENT,
+        Role::Server => trace_role::SERVER,
+        Role::Unknown => trace_role::UNKNOWN,
+    }
+}
+
+impl Conn {
+    fn stat_key(&self) -> StatKey {
+        StatKey {
+            upid: self.upid.clone(),
+            remote_addr: self.remote_ip.clone(),
+            remote_port: self.remote.map_or(0, |a| i64::from(a.port())),
+            role: role_code(self.role),
+        }
+    }
+
+    fn protocol_code(&self) -> i64 {
+        match &self.proto {
+            ProtoState::Parsing {
+                parser: Parser::Http1(_),
+                ..
+            } => protocol::HTTP,
+            _ => protocol::UNKNOWN,
+        }
+    }
 }
 
 fn dir_index(d: Direction) -> usize {
@@ -156,6 +213,8 @@ pub struct Ingest {
     local_ips: Vec<std::net::IpAddr>,
     records: Vec<http1::Record>,
     http: HttpEventsBuilder,
+    /// `conn_stats` counters of closed connections, until reported.
+    closed: foldhash::HashMap<StatKey, StatAgg>,
     stats: IngestStats,
 }
 
@@ -170,6 +229,7 @@ impl Ingest {
             local_ips: local_ips(),
             records: Vec::new(),
             http: HttpEventsBuilder::with_capacity(1024),
+            closed: foldhash::HashMap::default(),
             stats: IngestStats::default(),
         }
     }
@@ -228,6 +288,9 @@ impl Ingest {
             role: o.role,
             next_pos: [None, None],
             proto: ProtoState::Unknown { attempts: 0 },
+            opened: true,
+            family: if o.remote.is_ipv4() { 2 } else { 10 },
+            bytes: [0, 0],
         };
         self.conns.insert(key, conn);
     }
@@ -242,6 +305,15 @@ impl Ingest {
             if let ProtoState::Parsing { parser, .. } = &mut conn.proto {
                 parser.close();
             }
+            // NB: the kernel's totals count every byte, also of ends that send no data events.
+            let agg = self.closed.entry(conn.stat_key()).or_default();
+            agg.family = conn.family;
+            agg.protocol = agg.protocol.max(conn.protocol_code());
+            agg.open += i64::from(conn.opened);
+            agg.close += 1;
+            agg.sent += conn.bytes[0].max(c.wr_bytes);
+            agg.recv += conn.bytes[1].max(c.rd_bytes);
+            agg.dirty = true;
             self.emit(&mut conn);
         }
     }
@@ -265,7 +337,12 @@ impl Ingest {
             role: d.role,
             next_pos: [None, None],
             proto: ProtoState::Unknown { attempts: 0 },
+            opened: false,
+            family: 0,
+            bytes: [0, 0],
         });
+        let i = dir_index(d.dir);
+        conn.bytes[i] = conn.bytes[i].max(d.pos + d.size);
         self.feed(&mut conn, &d);
         self.emit(&mut conn);
         self.conns.insert(key, conn);
@@ -351,6 +428,52 @@ impl Ingest {
         }
     }
 
+    /// `conn_stats` rows at `time_ns`: per (process, remote endpoint, role), the connections
+    /// open now plus those closed since the last sample, with cumulative counts and bytes.
+    /// Keys with nothing open and nothing new are not repeated, and their closed counters
+    /// are then forgotten (memory stays bounded by what is open).
+    pub fn sample_conn_stats(&mut self, time_ns: i64) -> Vec<ConnStatsRow> {
+        let mut now: foldhash::HashMap<StatKey, StatAgg> = foldhash::HashMap::default();
+        for conn in self.conns.values() {
+            let agg = now.entry(conn.stat_key()).or_default();
+            agg.family = conn.family;
+            agg.protocol = agg.protocol.max(conn.protocol_code());
+            agg.open += i64::from(conn.opened);
+            agg.active += 1;
+            agg.sent += conn.bytes[0];
+            agg.recv += conn.bytes[1];
+        }
+        // Closed counters stay while their key has open connections or news to report.
+        self.closed
+            .retain(|k, a| std::mem::take(&mut a.dirty) || now.contains_key(k));
+        for (key, closed) in &self.closed {
+            let agg = now.entry(key.clone()).or_default();
+            agg.family = closed.family;
+            agg.protocol = agg.protocol.max(closed.protocol);
+            agg.open += closed.open;
+            agg.close += closed.close;
+            agg.sent += closed.sent;
+            agg.recv += closed.recv;
+        }
+        now.into_iter()
+            .map(|(k, a)| ConnStatsRow {
+                time_ns,
+                upid: k.upid,
+                remote_addr: k.remote_addr,
+                remote_port: k.remote_port,
+                trace_role: k.role,
+                addr_family: a.family,
+                protocol: a.protocol,
+                ssl: false,
+                conn_open: a.open,
+                conn_close: a.close,
+                conn_active: a.active,
+                bytes_sent: a.sent as i64,
+                bytes_recv: a.recv as i64,
+            })
+            .collect()
+    }
+
     /// Whether this connection's records are kept (Pixie's one-row-per-request rule).
     fn keep_records(&self, conn: &Conn) -> bool {
         match (self.config.client_side, conn.role) {
@@ -433,11 +556,7 @@ fn to_row<'a>(r: &'a http1::Record, conn: &'a Conn, cfg: &IngestConfig) -> HttpE
         remote_port: conn.remote.map_or(0, |a| i64::from(a.port())),
         local_addr: conn.local_ip.as_str().into(),
         local_port: conn.local.map_or(0, |a| i64::from(a.port())),
-        trace_role: match conn.role {
-            Role::Client => trace_role::CLIENT,
-            Role::Server => trace_role::SERVER,
-            Role::Unknown => trace_role::UNKNOWN,
-        },
+        trace_role: role_code(conn.role),
         encrypted: false,
         major_version: 1,
         minor_version: i64::from(r.req.minor_version),

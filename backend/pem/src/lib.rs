@@ -10,7 +10,9 @@ use std::{sync::Arc, time::Duration};
 use parking_lot::Mutex;
 use pxtop_metadata::LocalMetadata;
 use pxtop_probes::{SocketTracer, TracerConfig};
-use pxtop_store::{ProbeStatusBuilder, ProbeStatusRow, Store, schema::format_upid};
+use pxtop_store::{
+    ConnStatsBuilder, ProbeStatusBuilder, ProbeStatusRow, Store, schema::format_upid,
+};
 use tokio::{sync::watch, task::JoinHandle};
 
 pub use ingest::{ClientSide, Ingest, IngestConfig, IngestStats};
@@ -30,6 +32,8 @@ pub struct PemConfig {
     pub flush_interval: Duration,
     /// How often `probe_status` is sampled.
     pub status_interval: Duration,
+    /// How often `conn_stats` is sampled (Pixie: 10 s).
+    pub conn_stats_interval: Duration,
     /// Which client-side records to keep.
     pub client_side: ClientSide,
 }
@@ -43,6 +47,7 @@ impl Default for PemConfig {
             body_limit: 1024,
             flush_interval: Duration::from_millis(100),
             status_interval: Duration::from_secs(1),
+            conn_stats_interval: Duration::from_secs(10),
             client_side: ClientSide::RemoteOnly,
         }
     }
@@ -196,6 +201,7 @@ async fn run_loop(
     let tick = Duration::from_millis(10);
     let mut last_flush = tokio::time::Instant::now();
     // A first probe_status row right away, so health is visible before the first interval.
+    let mut last_conn_stats = last_flush;
     let mut last_status = last_flush
         .checked_sub(config.status_interval)
         .unwrap_or(last_flush);
@@ -244,6 +250,19 @@ async fn run_loop(
                 b.append(&row);
                 if let Err(e) = store.append("probe_status", b.finish()) {
                     tracing::error!(error = %e, "appending probe_status failed");
+                }
+            }
+        }
+        if stopping || now - last_conn_stats >= config.conn_stats_interval {
+            last_conn_stats = now;
+            let rows = ingest.sample_conn_stats(wall_clock_ns());
+            if !rows.is_empty() {
+                let mut b = ConnStatsBuilder::with_capacity(rows.len());
+                for r in &rows {
+                    b.append(r);
+                }
+                if let Err(e) = store.append("conn_stats", b.finish()) {
+                    tracing::error!(error = %e, "appending conn_stats failed");
                 }
             }
         }

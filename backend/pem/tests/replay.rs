@@ -260,3 +260,41 @@ fn close_finishes_a_close_delimited_response() {
     assert_eq!(strings(&b, "resp_body"), ["until close"]);
     assert_eq!(ints(&b, "minor_version"), [0]);
 }
+
+#[test]
+fn conn_stats_count_opens_closes_and_bytes_per_endpoint_and_role() {
+    let mut r = Replay::new(ClientSide::RemoteOnly);
+    r.open(Role::Server, Ipv4Addr::new(10, 0, 0, 9));
+    r.data(
+        Direction::Ingress,
+        b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n",
+        28,
+    );
+    r.data(
+        Direction::Egress,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi",
+        40,
+    );
+    let rows = r.ingest.sample_conn_stats(1);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let s = &rows[0];
+    assert_eq!(
+        (s.remote_addr.as_str(), s.remote_port, s.trace_role),
+        ("10.0.0.9", 50000, schema::trace_role::SERVER)
+    );
+    assert_eq!((s.addr_family, s.protocol), (2, schema::protocol::HTTP));
+    assert_eq!((s.conn_open, s.conn_close, s.conn_active), (1, 0, 1));
+    assert_eq!((s.bytes_sent, s.bytes_recv), (40, 28));
+
+    // The kernel's totals at close count bytes no event carried.
+    r.lose(Direction::Egress, 100);
+    r.close();
+    let rows = r.ingest.sample_conn_stats(2);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let s = &rows[0];
+    assert_eq!((s.conn_open, s.conn_close, s.conn_active), (1, 1, 0));
+    assert_eq!((s.bytes_sent, s.bytes_recv), (140, 28));
+
+    // Nothing open, nothing new: not repeated.
+    assert!(r.ingest.sample_conn_stats(3).is_empty());
+}

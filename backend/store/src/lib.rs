@@ -25,7 +25,8 @@ use arrow::{
 use parking_lot::RwLock;
 
 pub use rows::{
-    CmdEvent, CmdEventsBuilder, HttpEvent, HttpEventsBuilder, ProbeStatusBuilder, ProbeStatusRow,
+    CmdEvent, CmdEventsBuilder, ConnStatsBuilder, ConnStatsRow, HttpEvent, HttpEventsBuilder,
+    ProbeStatusBuilder, ProbeStatusRow,
 };
 pub use schema::TableDef;
 

@@ -186,6 +186,105 @@ impl CmdEventsBuilder {
     }
 }
 
+/// One `conn_stats` row.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnStatsRow {
+    /// When sampled, ns since the Unix epoch.
+    pub time_ns: i64,
+    /// The process.
+    pub upid: String,
+    /// Peer address.
+    pub remote_addr: String,
+    /// Peer port.
+    pub remote_port: i64,
+    /// [`schema::trace_role`].
+    pub trace_role: i64,
+    /// `AF_INET` (2) or `AF_INET6` (10); 0 if not known.
+    pub addr_family: i64,
+    /// [`schema::protocol`].
+    pub protocol: i64,
+    /// Whether TLS was seen.
+    pub ssl: bool,
+    /// Connections opened since start.
+    pub conn_open: i64,
+    /// Connections closed since start.
+    pub conn_close: i64,
+    /// Connections open now.
+    pub conn_active: i64,
+    /// Bytes this process sent since start.
+    pub bytes_sent: i64,
+    /// Bytes this process received since start.
+    pub bytes_recv: i64,
+}
+
+/// Column builders for `conn_stats`.
+#[derive(Debug)]
+pub struct ConnStatsBuilder {
+    time: TimestampNanosecondBuilder,
+    upid: StringBuilder,
+    remote_addr: StringBuilder,
+    ints: [Int64Builder; 4],
+    ssl: BooleanBuilder,
+    counts: [Int64Builder; 5],
+}
+
+impl ConnStatsBuilder {
+    /// Builders sized for `n` rows.
+    pub fn with_capacity(n: usize) -> Self {
+        Self {
+            time: TimestampNanosecondBuilder::with_capacity(n),
+            upid: strings(n),
+            remote_addr: strings(n),
+            ints: std::array::from_fn(|_| Int64Builder::with_capacity(n)),
+            ssl: BooleanBuilder::with_capacity(n),
+            counts: std::array::from_fn(|_| Int64Builder::with_capacity(n)),
+        }
+    }
+
+    /// Adds one row.
+    pub fn append(&mut self, r: &ConnStatsRow) {
+        self.time.append_value(r.time_ns);
+        self.upid.append_value(&r.upid);
+        self.remote_addr.append_value(&r.remote_addr);
+        let ints = [r.remote_port, r.trace_role, r.addr_family, r.protocol];
+        for (b, v) in self.ints.iter_mut().zip(ints) {
+            b.append_value(v);
+        }
+        self.ssl.append_value(r.ssl);
+        let counts = [
+            r.conn_open,
+            r.conn_close,
+            r.conn_active,
+            r.bytes_sent,
+            r.bytes_recv,
+        ];
+        for (b, v) in self.counts.iter_mut().zip(counts) {
+            b.append_value(v);
+        }
+    }
+
+    /// The rows as a batch; the builder is empty afterwards.
+    pub fn finish(&mut self) -> RecordBatch {
+        let mut cols: Vec<ArrayRef> = vec![
+            Arc::new(self.time.finish()),
+            Arc::new(self.upid.finish()),
+            Arc::new(self.remote_addr.finish()),
+        ];
+        cols.extend(
+            self.ints
+                .iter_mut()
+                .map(|b| Arc::new(b.finish()) as ArrayRef),
+        );
+        cols.push(Arc::new(self.ssl.finish()));
+        cols.extend(
+            self.counts
+                .iter_mut()
+                .map(|b| Arc::new(b.finish()) as ArrayRef),
+        );
+        batch(schema::conn_stats(), cols)
+    }
+}
+
 /// Column builders for `http_events`.
 #[derive(Debug)]
 pub struct HttpEventsBuilder {

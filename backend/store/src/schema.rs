@@ -27,6 +27,26 @@ pub mod content_type {
     pub const GRPC: i64 = 2;
 }
 
+/// `protocol` values of `conn_stats` (Pixie's `traffic_protocol_t`).
+pub mod protocol {
+    /// Not (yet) recognised.
+    pub const UNKNOWN: i64 = 0;
+    /// HTTP/1.x.
+    pub const HTTP: i64 = 1;
+    /// HTTP/2 (and gRPC).
+    pub const HTTP2: i64 = 2;
+    /// MySQL.
+    pub const MYSQL: i64 = 3;
+    /// Cassandra CQL.
+    pub const CQL: i64 = 4;
+    /// PostgreSQL.
+    pub const PGSQL: i64 = 5;
+    /// DNS.
+    pub const DNS: i64 = 6;
+    /// Redis.
+    pub const REDIS: i64 = 7;
+}
+
 /// The `time_` column's type: nanoseconds since the Unix epoch, no time zone.
 pub fn time_type() -> DataType {
     DataType::Timestamp(TimeUnit::Nanosecond, None)
@@ -115,6 +135,31 @@ pub fn pgsql_events() -> SchemaRef {
     PGSQL_EVENTS.clone()
 }
 
+static CONN_STATS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    use DataType::{Boolean, Int64, Utf8};
+    Arc::new(Schema::new(vec![
+        f("time_", time_type()),
+        f("upid", Utf8),
+        f("remote_addr", Utf8),
+        f("remote_port", Int64),
+        f("trace_role", Int64),
+        f("addr_family", Int64),
+        f("protocol", Int64),
+        f("ssl", Boolean),
+        f("conn_open", Int64),
+        f("conn_close", Int64),
+        f("conn_active", Int64),
+        f("bytes_sent", Int64),
+        f("bytes_recv", Int64),
+    ]))
+});
+
+/// `conn_stats`: cumulative connection counters per (process, remote endpoint, role), sampled
+/// periodically.
+pub fn conn_stats() -> SchemaRef {
+    CONN_STATS.clone()
+}
+
 /// `http_events`: one row per HTTP request/response pair.
 pub fn http_events() -> SchemaRef {
     HTTP_EVENTS.clone()
@@ -146,7 +191,13 @@ pub fn all_tables() -> Vec<TableDef> {
             name: "http_events",
             aliases: &[],
             schema: http_events(),
-            budget_percent: 80,
+            budget_percent: 75,
+        },
+        TableDef {
+            name: "conn_stats",
+            aliases: &[],
+            schema: conn_stats(),
+            budget_percent: 5,
         },
         TableDef {
             name: "pgsql_events",

@@ -155,7 +155,8 @@ fn node_budget_is_split_by_percent() {
     assert_eq!(
         b,
         vec![
-            ("http_events", 800),
+            ("http_events", 750),
+            ("conn_stats", 50),
             ("pgsql_events", 70),
             ("redis_events", 70),
             ("probe_status", 60)
@@ -172,7 +173,7 @@ fn errors_name_what_exists() {
         .to_string();
     assert!(
         e.contains("\"http_event\"")
-            && e.contains("http_events, pgsql_events, redis_events, probe_status"),
+            && e.contains("http_events, conn_stats, pgsql_events, redis_events, probe_status"),
         "{e}"
     );
     assert_eq!(store.resolve("http_events.beta").unwrap(), "http_events");
