@@ -117,7 +117,8 @@ impl Drop for Nginx {
     }
 }
 
-fn free_port() -> anyhow::Result<u16> {
+/// A port nothing listens on now (127.0.0.1).
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(l.local_addr()?.port())
 }

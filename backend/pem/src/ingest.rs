@@ -7,10 +7,10 @@ use std::{borrow::Cow, net::SocketAddr, sync::Arc};
 
 use pxtop_metadata::LocalMetadata;
 use pxtop_probes::{CloseEvent, DataEvent, Direction, Event, OpenEvent, Role};
-use pxtop_protocols::{Chunk, MessageKind, Protocol, http1, infer::infer};
+use pxtop_protocols::{Chunk, MessageKind, Protocol, http1, infer::infer, redis};
 use pxtop_store::{
-    ConnStatsRow, HttpEvent, HttpEventsBuilder, Store,
-    schema::{content_type, format_upid, protocol, trace_role},
+    CmdEvent, CmdEventsBuilder, ConnStatsRow, HttpEvent, HttpEventsBuilder, Store,
+    schema::{self, content_type, format_upid, protocol, trace_role},
 };
 
 /// Which client-side records to keep.
@@ -95,6 +95,7 @@ enum ProtoState {
 #[derive(Debug)]
 enum Parser {
     Http1(Box<http1::Conn>),
+    Redis(Box<redis::Conn>),
 }
 
 impl Parser {
@@ -104,6 +105,10 @@ impl Parser {
                 max_body: config.body_limit,
                 ..http1::Limits::default()
             })))),
+            Protocol::Redis => Some(Self::Redis(Box::new(redis::Conn::new(redis::Limits {
+                max_text: config.body_limit,
+                ..redis::Limits::default()
+            })))),
             _ => None,
         }
     }
@@ -112,12 +117,15 @@ impl Parser {
         match self {
             Self::Http1(h) if is_requests => h.push_requests(chunk),
             Self::Http1(h) => h.push_responses(chunk),
+            Self::Redis(r) if is_requests => r.push_requests(chunk),
+            Self::Redis(r) => r.push_responses(chunk),
         }
     }
 
     fn close(&mut self) {
         match self {
             Self::Http1(h) => h.close(),
+            Self::Redis(r) => r.close(),
         }
     }
 }
@@ -189,6 +197,10 @@ impl Conn {
                 parser: Parser::Http1(_),
                 ..
             } => protocol::HTTP,
+            ProtoState::Parsing {
+                parser: Parser::Redis(_),
+                ..
+            } => protocol::REDIS,
             _ => protocol::UNKNOWN,
         }
     }
@@ -213,6 +225,8 @@ pub struct Ingest {
     local_ips: Vec<std::net::IpAddr>,
     records: Vec<http1::Record>,
     http: HttpEventsBuilder,
+    redis_records: Vec<redis::Record>,
+    redis: CmdEventsBuilder,
     /// `conn_stats` counters of closed connections, until reported.
     closed: foldhash::HashMap<StatKey, StatAgg>,
     stats: IngestStats,
@@ -229,6 +243,8 @@ impl Ingest {
             local_ips: local_ips(),
             records: Vec::new(),
             http: HttpEventsBuilder::with_capacity(1024),
+            redis_records: Vec::new(),
+            redis: CmdEventsBuilder::with_capacity(schema::redis_events(), 256),
             closed: foldhash::HashMap::default(),
             stats: IngestStats::default(),
         }
@@ -253,6 +269,12 @@ impl Ingest {
 
     /// Appends the rows parsed so far to `store`. Returns how many.
     pub fn flush(&mut self, store: &Store) -> Result<usize, pxtop_store::StoreError> {
+        let r = self.redis.len();
+        if r > 0 {
+            let next = CmdEventsBuilder::with_capacity(schema::redis_events(), r.max(256));
+            let batch = std::mem::replace(&mut self.redis, next).finish();
+            store.append("redis_events", batch)?;
+        }
         let n = self.http.len();
         if n > 0 {
             // NB: a finished Arrow builder restarts from zero capacity and regrows by
@@ -262,12 +284,12 @@ impl Ingest {
             let batch = std::mem::replace(&mut self.http, next).finish();
             store.append("http_events", batch)?;
         }
-        Ok(n)
+        Ok(n + r)
     }
 
     /// Rows parsed and not yet flushed.
     pub fn pending_rows(&self) -> usize {
-        self.http.len()
+        self.http.len() + self.redis.len()
     }
 
     fn open(&mut self, o: OpenEvent) {
@@ -413,7 +435,7 @@ impl Ingest {
                 last_ts: d.exit_ts,
             });
         }
-        let uncaptured = d.size - captured.max(skip);
+        let uncaptured = d.size.saturating_sub(captured.max(skip));
         if uncaptured > 0 && d.size > captured {
             self.stats.gap_bytes += uncaptured;
             chunks[2] = Some(Chunk::Gap {
@@ -496,7 +518,43 @@ impl Ingest {
                 }
                 self.emit_http1(conn);
             }
+            Parser::Redis(r) => {
+                r.drain(&mut self.redis_records);
+                self.emit_redis(conn);
+            }
         }
+    }
+
+    fn emit_redis(&mut self, conn: &Conn) {
+        if self.redis_records.is_empty() {
+            return;
+        }
+        let records = std::mem::take(&mut self.redis_records);
+        if self.keep_records(conn) {
+            for r in &records {
+                let notes = r.notes.join("; ");
+                self.redis.append(&CmdEvent {
+                    time_ns: r.end_ts as i64 + self.config.clock_offset_ns,
+                    upid: conn.upid.as_str().into(),
+                    remote_addr: conn.remote_ip.as_str().into(),
+                    remote_port: conn.remote.map_or(0, |a| i64::from(a.port())),
+                    local_addr: conn.local_ip.as_str().into(),
+                    local_port: conn.local.map_or(0, |a| i64::from(a.port())),
+                    trace_role: role_code(conn.role),
+                    encrypted: false,
+                    cmd: r.cmd.as_str().into(),
+                    req: r.args.as_str().into(),
+                    resp: r.resp.as_str().into(),
+                    latency: r.latency_ns() as i64,
+                    px_info: notes.into(),
+                });
+                self.stats.rows += 1;
+            }
+        } else {
+            self.stats.client_rows_deduplicated += records.len() as u64;
+        }
+        self.redis_records = records;
+        self.redis_records.clear();
     }
 
     fn emit_http1(&mut self, conn: &Conn) {

@@ -298,3 +298,25 @@ fn conn_stats_count_opens_closes_and_bytes_per_endpoint_and_role() {
     // Nothing open, nothing new: not repeated.
     assert!(r.ingest.sample_conn_stats(3).is_empty());
 }
+
+#[test]
+fn redis_commands_become_redis_events_rows() {
+    let mut r = Replay::new(ClientSide::RemoteOnly);
+    r.open(Role::Server, Ipv4Addr::new(10, 0, 0, 9));
+    let cmds = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n";
+    r.data(Direction::Ingress, cmds, cmds.len() as u64);
+    r.data(Direction::Egress, b"+OK\r\n$1\r\nv\r\n", 12);
+    let store = Store::new(StoreConfig::default());
+    r.ingest.flush(&store).expect("flush");
+    let snap = store
+        .scan("redis_events", TimeRange::default())
+        .expect("scan");
+    let b = concat_batches(&schema::redis_events(), &snap.batches).expect("concat");
+    assert_eq!(strings(&b, "req_cmd"), ["SET", "GET"]);
+    assert_eq!(strings(&b, "req_args"), [r#"["k","v"]"#, r#"["k"]"#]);
+    assert_eq!(strings(&b, "resp"), ["OK", "v"]);
+    assert_eq!(ints(&b, "trace_role"), [2, 2]);
+    assert!(ints(&b, "latency").iter().all(|&l| l > 0));
+    let stats = r.ingest.sample_conn_stats(1);
+    assert_eq!(stats[0].protocol, schema::protocol::REDIS);
+}

@@ -6,7 +6,8 @@ use crate::{MessageKind, Protocol};
 type Recogniser = fn(&[u8]) -> Option<MessageKind>;
 
 /// The recognisers, most specific first.
-const RECOGNISERS: &[(Protocol, Recogniser)] = &[(Protocol::Http1, http1)];
+const RECOGNISERS: &[(Protocol, Recogniser)] =
+    &[(Protocol::Http1, http1), (Protocol::Redis, redis)];
 
 /// The protocol and message kind `buf` (the start of a message) looks like, if any.
 pub fn infer(buf: &[u8]) -> Option<(Protocol, MessageKind)> {
@@ -36,12 +37,30 @@ fn http1(buf: &[u8]) -> Option<MessageKind> {
     ok.then_some(MessageKind::Request)
 }
 
+/// A Redis command: an array of 1-999 bulk strings whose first is a word (`*3\r\n$3\r\nSET`).
+/// Replies are not recognised: a connection is taken up at its next command.
+fn redis(buf: &[u8]) -> Option<MessageKind> {
+    let rest = buf.strip_prefix(b"*")?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    if !(1..=3).contains(&digits) || rest[0] == b'0' {
+        return None;
+    }
+    let rest = rest[digits..].strip_prefix(b"\r\n$")?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    if !(1..=2).contains(&digits) {
+        return None;
+    }
+    let word = rest[digits..].strip_prefix(b"\r\n")?;
+    let ok = word.first().is_some_and(u8::is_ascii_alphabetic);
+    ok.then_some(MessageKind::Request)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn recognises_http1_and_nothing_else() {
+    fn recognises_http1_and_redis_commands_and_nothing_else() {
         let r = Some((Protocol::Http1, MessageKind::Request));
         let s = Some((Protocol::Http1, MessageKind::Response));
         assert_eq!(infer(b"GET / HTTP/1.1\r\n"), r);
@@ -52,7 +71,17 @@ mod tests {
         assert_eq!(infer(b"HTTP/2 200"), None);
         assert_eq!(infer(b"GETX / HTTP/1.1"), None);
         assert_eq!(infer(b"\x16\x03\x01\x02\x00"), None, "TLS");
-        assert_eq!(infer(b"*3\r\n$3\r\nSET\r\n"), None, "Redis");
+        assert_eq!(
+            infer(b"*3\r\n$3\r\nSET\r\n"),
+            Some((Protocol::Redis, MessageKind::Request))
+        );
+        assert_eq!(
+            infer(b"*1\r\n$4\r\nPING\r\n"),
+            Some((Protocol::Redis, MessageKind::Request))
+        );
+        assert_eq!(infer(b"*0\r\n"), None);
+        assert_eq!(infer(b"+OK\r\n"), None, "a reply");
+        assert_eq!(infer(b"*3\r\n:1\r\n"), None);
         assert_eq!(infer(b"PRI * HTTP/2.0\r\n"), None, "HTTP/2 preface");
         assert_eq!(infer(b""), None);
         assert_eq!(infer(b"GE"), None);

@@ -5,6 +5,7 @@
 
 pub mod http1;
 pub mod infer;
+pub mod redis;
 
 /// A piece of one direction of a connection's byte stream, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +34,8 @@ pub enum Chunk<'a> {
 pub enum Protocol {
     /// HTTP/1.0 and HTTP/1.1.
     Http1,
+    /// Redis (RESP2 and RESP3).
+    Redis,
 }
 
 /// Which side of an exchange a message is.

@@ -122,3 +122,23 @@ fn clean_traffic_split_anywhere_gives_every_record() {
         assert_eq!(stats.records, want, "round {round}, {times} repetitions");
     }
 }
+
+/// The Redis target's body over mutated real traffic and noise: no panic, bounded buffers.
+#[test]
+fn redis_fuzz_one_survives_mutated_traffic_and_noise() {
+    let seed: &[u8] = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n\xff+OK\r\n$1\r\nv\r\n\xff*2\r\n$9\r\nSUBSCRIBE\r\n$1\r\nc\r\n\xff>3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$2\r\nhi\r\n%1\r\n+a\r\n*1\r\n_\r\n";
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    for round in 0..5000 {
+        let data: Vec<u8> = if round % 4 == 3 {
+            (0..rng.below(512)).map(|_| rng.next() as u8).collect()
+        } else {
+            let mut d = seed.to_vec();
+            for _ in 0..1 + rng.below(6) {
+                let i = rng.below(d.len());
+                d[i] = rng.next() as u8;
+            }
+            d
+        };
+        let _ = pxtop_protocols::redis::fuzz_one(&data);
+    }
+}
