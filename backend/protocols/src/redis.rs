@@ -133,6 +133,8 @@ struct Scanned {
     /// The first element of a top-level aggregate, lower-cased, if a string.
     head: Option<String>,
     push: bool,
+    /// Whether to render text (replies); commands need only their words.
+    render: bool,
 }
 
 enum Scan {
@@ -408,6 +410,7 @@ fn scan_top(buf: &[u8], requests: bool, limits: &Limits) -> Scan {
         words: Vec::new(),
         head: None,
         push: buf[0] == b'>',
+        render: !requests,
     };
     match scan(buf, 0, &mut s, limits, requests) {
         Ok(Some(used)) => Scan::Done(s, used),
@@ -444,6 +447,7 @@ fn scan_inline(buf: &[u8]) -> Scan {
             words,
             head: None,
             push: false,
+            render: false,
         },
         nl + 1,
     )
@@ -502,7 +506,8 @@ fn scan(
                 (b'#', _) => return Err(()),
                 _ => "",
             };
-            if text.is_empty() {
+            if !s.render {
+            } else if text.is_empty() {
                 push_text(&mut s.text, l, limits.max_text);
             } else {
                 s.text.push_str(text);
@@ -574,6 +579,7 @@ fn scan(
                     words: Vec::new(),
                     head: None,
                     push: false,
+                    render: s.render,
                 };
                 let collect_elem = collect && depth == 0;
                 let Some(used) = scan(&buf[at..], depth + 1, &mut elem, limits, collect_elem)?
@@ -587,7 +593,8 @@ fn scan(
                     s.words.append(&mut elem.words);
                 }
                 at += used;
-                if i < MAX_RENDERED_ELEMENTS * if is_map { 2 } else { 1 } {
+                if !s.render {
+                } else if i < MAX_RENDERED_ELEMENTS * if is_map { 2 } else { 1 } {
                     if i > 0 {
                         text.push(if is_map && i % 2 == 1 { ':' } else { ',' });
                     }
@@ -604,6 +611,7 @@ fn scan(
                     words: Vec::new(),
                     head: None,
                     push: false,
+                    render: s.render,
                 };
                 let Some(used) = scan(&buf[at..], depth, &mut inner, limits, collect)? else {
                     return Ok(None);
@@ -623,7 +631,8 @@ fn scan(
 /// `bytes` as text (lossy UTF-8), cut at `max` characters with `...`.
 fn push_text(out: &mut String, bytes: &[u8], max: usize) {
     let s = String::from_utf8_lossy(bytes);
-    if s.chars().count() > max {
+    // NB: no more bytes than `max` means no more characters: skip the count.
+    if bytes.len() > max && s.chars().count() > max {
         out.extend(s.chars().take(max));
         out.push_str("...");
     } else {
@@ -633,9 +642,19 @@ fn push_text(out: &mut String, bytes: &[u8], max: usize) {
 
 /// `bytes` as a JSON string (lossy UTF-8, escaped), cut at `max` characters.
 fn json_string(out: &mut String, bytes: &[u8], max: usize) {
+    out.push('"');
+    let plain = bytes.len() <= max
+        && bytes
+            .iter()
+            .all(|&b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\');
+    if plain {
+        // NB: the common case (printable ASCII, short): copied as is.
+        out.extend(bytes.iter().map(|&b| char::from(b)));
+        out.push('"');
+        return;
+    }
     let mut text = String::new();
     push_text(&mut text, bytes, max);
-    out.push('"');
     for c in text.chars() {
         match c {
             '"' => out.push_str("\\\""),
