@@ -11,7 +11,7 @@ PKGS=(
   # Build basics for -sys crates.
   build-essential pkg-config
   # Real servers and clients for end-to-end tests.
-  nginx-light curl python3 redis-server redis-tools
+  nginx-light curl python3 redis-server redis-tools postgresql postgresql-client
   # Benchmarks: the floor (bpftrace), load (wrk), timing (hyperfine).
   bpftrace wrk hyperfine
   # One real run of the TUI.

@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod nginx;
+pub mod postgres;
 pub mod redis;
 
 use std::time::Duration;

@@ -7,7 +7,7 @@ use std::{borrow::Cow, net::SocketAddr, sync::Arc};
 
 use pxtop_metadata::LocalMetadata;
 use pxtop_probes::{CloseEvent, DataEvent, Direction, Event, OpenEvent, Role};
-use pxtop_protocols::{Chunk, MessageKind, Protocol, http1, infer::infer, redis};
+use pxtop_protocols::{Chunk, MessageKind, Protocol, http1, infer::infer, pgsql, redis};
 use pxtop_store::{
     CmdEvent, CmdEventsBuilder, ConnStatsRow, HttpEvent, HttpEventsBuilder, Store,
     schema::{self, content_type, format_upid, protocol, trace_role},
@@ -96,6 +96,7 @@ enum ProtoState {
 enum Parser {
     Http1(Box<http1::Conn>),
     Redis(Box<redis::Conn>),
+    Pgsql(Box<pgsql::Conn>),
 }
 
 impl Parser {
@@ -109,6 +110,10 @@ impl Parser {
                 max_text: config.body_limit,
                 ..redis::Limits::default()
             })))),
+            Protocol::Pgsql => Some(Self::Pgsql(Box::new(pgsql::Conn::new(pgsql::Limits {
+                max_text: config.body_limit.max(4096),
+                ..pgsql::Limits::default()
+            })))),
             _ => None,
         }
     }
@@ -119,6 +124,8 @@ impl Parser {
             Self::Http1(h) => h.push_responses(chunk),
             Self::Redis(r) if is_requests => r.push_requests(chunk),
             Self::Redis(r) => r.push_responses(chunk),
+            Self::Pgsql(p) if is_requests => p.push_requests(chunk),
+            Self::Pgsql(p) => p.push_responses(chunk),
         }
     }
 
@@ -126,6 +133,7 @@ impl Parser {
         match self {
             Self::Http1(h) => h.close(),
             Self::Redis(r) => r.close(),
+            Self::Pgsql(p) => p.close(),
         }
     }
 }
@@ -201,6 +209,10 @@ impl Conn {
                 parser: Parser::Redis(_),
                 ..
             } => protocol::REDIS,
+            ProtoState::Parsing {
+                parser: Parser::Pgsql(_),
+                ..
+            } => protocol::PGSQL,
             _ => protocol::UNKNOWN,
         }
     }
@@ -227,6 +239,8 @@ pub struct Ingest {
     http: HttpEventsBuilder,
     redis_records: Vec<redis::Record>,
     redis: CmdEventsBuilder,
+    pgsql_records: Vec<pgsql::Record>,
+    pgsql: CmdEventsBuilder,
     /// `conn_stats` counters of closed connections, until reported.
     closed: foldhash::HashMap<StatKey, StatAgg>,
     stats: IngestStats,
@@ -245,6 +259,8 @@ impl Ingest {
             http: HttpEventsBuilder::with_capacity(1024),
             redis_records: Vec::new(),
             redis: CmdEventsBuilder::with_capacity(schema::redis_events(), 256),
+            pgsql_records: Vec::new(),
+            pgsql: CmdEventsBuilder::with_capacity(schema::pgsql_events(), 256),
             closed: foldhash::HashMap::default(),
             stats: IngestStats::default(),
         }
@@ -275,6 +291,12 @@ impl Ingest {
             let batch = std::mem::replace(&mut self.redis, next).finish();
             store.append("redis_events", batch)?;
         }
+        let pg = self.pgsql.len();
+        if pg > 0 {
+            let next = CmdEventsBuilder::with_capacity(schema::pgsql_events(), pg.max(256));
+            let batch = std::mem::replace(&mut self.pgsql, next).finish();
+            store.append("pgsql_events", batch)?;
+        }
         let n = self.http.len();
         if n > 0 {
             // NB: a finished Arrow builder restarts from zero capacity and regrows by
@@ -284,12 +306,12 @@ impl Ingest {
             let batch = std::mem::replace(&mut self.http, next).finish();
             store.append("http_events", batch)?;
         }
-        Ok(n + r)
+        Ok(n + r + pg)
     }
 
     /// Rows parsed and not yet flushed.
     pub fn pending_rows(&self) -> usize {
-        self.http.len() + self.redis.len()
+        self.http.len() + self.redis.len() + self.pgsql.len()
     }
 
     fn open(&mut self, o: OpenEvent) {
@@ -522,7 +544,38 @@ impl Ingest {
                 r.drain(&mut self.redis_records);
                 self.emit_redis(conn);
             }
+            Parser::Pgsql(p) => {
+                p.drain(&mut self.pgsql_records);
+                if p.encrypted() {
+                    conn.proto = ProtoState::Opaque;
+                }
+                self.emit_pgsql(conn);
+            }
         }
+    }
+
+    fn emit_pgsql(&mut self, conn: &Conn) {
+        if self.pgsql_records.is_empty() {
+            return;
+        }
+        let records = std::mem::take(&mut self.pgsql_records);
+        if self.keep_records(conn) {
+            for r in &records {
+                self.pgsql.append(&cmd_event(
+                    conn,
+                    &self.config,
+                    r.end_ts,
+                    r.latency_ns(),
+                    (&r.cmd, &r.req, &r.resp),
+                    "",
+                ));
+                self.stats.rows += 1;
+            }
+        } else {
+            self.stats.client_rows_deduplicated += records.len() as u64;
+        }
+        self.pgsql_records = records;
+        self.pgsql_records.clear();
     }
 
     fn emit_redis(&mut self, conn: &Conn) {
@@ -533,21 +586,14 @@ impl Ingest {
         if self.keep_records(conn) {
             for r in &records {
                 let notes = r.notes.join("; ");
-                self.redis.append(&CmdEvent {
-                    time_ns: r.end_ts as i64 + self.config.clock_offset_ns,
-                    upid: conn.upid.as_str().into(),
-                    remote_addr: conn.remote_ip.as_str().into(),
-                    remote_port: conn.remote.map_or(0, |a| i64::from(a.port())),
-                    local_addr: conn.local_ip.as_str().into(),
-                    local_port: conn.local.map_or(0, |a| i64::from(a.port())),
-                    trace_role: role_code(conn.role),
-                    encrypted: false,
-                    cmd: r.cmd.as_str().into(),
-                    req: r.args.as_str().into(),
-                    resp: r.resp.as_str().into(),
-                    latency: r.latency_ns() as i64,
-                    px_info: notes.into(),
-                });
+                self.redis.append(&cmd_event(
+                    conn,
+                    &self.config,
+                    r.end_ts,
+                    r.latency_ns(),
+                    (&r.cmd, &r.args, &r.resp),
+                    &notes,
+                ));
                 self.stats.rows += 1;
             }
         } else {
@@ -576,6 +622,32 @@ impl Ingest {
         }
         self.records = records;
         self.records.clear();
+    }
+}
+
+/// A row of a command/request/response table (`redis_events`, `pgsql_events`).
+fn cmd_event<'a>(
+    conn: &'a Conn,
+    cfg: &IngestConfig,
+    end_ts: u64,
+    latency_ns: u64,
+    (cmd, req, resp): (&'a str, &'a str, &'a str),
+    notes: &'a str,
+) -> CmdEvent<'a> {
+    CmdEvent {
+        time_ns: end_ts as i64 + cfg.clock_offset_ns,
+        upid: conn.upid.as_str().into(),
+        remote_addr: conn.remote_ip.as_str().into(),
+        remote_port: conn.remote.map_or(0, |a| i64::from(a.port())),
+        local_addr: conn.local_ip.as_str().into(),
+        local_port: conn.local.map_or(0, |a| i64::from(a.port())),
+        trace_role: role_code(conn.role),
+        encrypted: false,
+        cmd: cmd.into(),
+        req: req.into(),
+        resp: resp.into(),
+        latency: latency_ns as i64,
+        px_info: notes.into(),
     }
 }
 

@@ -6,8 +6,11 @@ use crate::{MessageKind, Protocol};
 type Recogniser = fn(&[u8]) -> Option<MessageKind>;
 
 /// The recognisers, most specific first.
-const RECOGNISERS: &[(Protocol, Recogniser)] =
-    &[(Protocol::Http1, http1), (Protocol::Redis, redis)];
+const RECOGNISERS: &[(Protocol, Recogniser)] = &[
+    (Protocol::Http1, http1),
+    (Protocol::Redis, redis),
+    (Protocol::Pgsql, pgsql),
+];
 
 /// The protocol and message kind `buf` (the start of a message) looks like, if any.
 pub fn infer(buf: &[u8]) -> Option<(Protocol, MessageKind)> {
@@ -55,6 +58,35 @@ fn redis(buf: &[u8]) -> Option<MessageKind> {
     ok.then_some(MessageKind::Request)
 }
 
+/// A PostgreSQL client's first words: a startup message (protocol 3.0), an SSL or GSS
+/// encryption request, or a simple query (`Q`, a sane length, then SQL text).
+fn pgsql(buf: &[u8]) -> Option<MessageKind> {
+    let be32 = |b: &[u8]| -> Option<u32> { Some(u32::from_be_bytes(b.get(..4)?.try_into().ok()?)) };
+    if buf.first() == Some(&0) {
+        let len = be32(buf)?;
+        let code = be32(buf.get(4..)?)?;
+        let ok = match code {
+            0x0003_0000 => (9..=10_000).contains(&len),
+            80_877_103 | 80_877_104 => len == 8,
+            _ => false,
+        };
+        return ok.then_some(MessageKind::Request);
+    }
+    let rest = buf.strip_prefix(b"Q")?;
+    let len = be32(rest)? as usize;
+    let sql = rest.get(4..)?;
+    let ok = (5..=1 << 24).contains(&len)
+        && sql
+            .first()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c.is_ascii_whitespace() || *c == b'(')
+        && sql
+            .iter()
+            .take(len.min(sql.len()).saturating_sub(5))
+            .take(64)
+            .all(|&c| c >= 0x09);
+    ok.then_some(MessageKind::Request)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,6 +114,16 @@ mod tests {
         assert_eq!(infer(b"*0\r\n"), None);
         assert_eq!(infer(b"+OK\r\n"), None, "a reply");
         assert_eq!(infer(b"*3\r\n:1\r\n"), None);
+        let pg = Some((Protocol::Pgsql, MessageKind::Request));
+        assert_eq!(infer(b"Q\0\0\0\x0dSELECT 1;\0"), pg);
+        assert_eq!(infer(b"\0\0\0\x08\x04\xd2\x16\x2f"), pg, "SSLRequest");
+        assert_eq!(
+            infer(b"\0\0\0\x28\0\x03\0\0user\0postgres\0"),
+            pg,
+            "startup"
+        );
+        assert_eq!(infer(b"Q\xff\xff\xff\xffSELECT"), None);
+        assert_eq!(infer(b"\0\0\0\x08\0\0\0\0"), None);
         assert_eq!(infer(b"PRI * HTTP/2.0\r\n"), None, "HTTP/2 preface");
         assert_eq!(infer(b""), None);
         assert_eq!(infer(b"GE"), None);

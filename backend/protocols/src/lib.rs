@@ -5,6 +5,7 @@
 
 pub mod http1;
 pub mod infer;
+pub mod pgsql;
 pub mod redis;
 
 /// A piece of one direction of a connection's byte stream, in order.
@@ -36,6 +37,8 @@ pub enum Protocol {
     Http1,
     /// Redis (RESP2 and RESP3).
     Redis,
+    /// PostgreSQL (frontend/backend protocol 3.0).
+    Pgsql,
 }
 
 /// Which side of an exchange a message is.

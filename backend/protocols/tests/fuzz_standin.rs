@@ -142,3 +142,23 @@ fn redis_fuzz_one_survives_mutated_traffic_and_noise() {
         let _ = pxtop_protocols::redis::fuzz_one(&data);
     }
 }
+
+/// The PostgreSQL target's body over mutated real traffic and noise: no panic.
+#[test]
+fn pgsql_fuzz_one_survives_mutated_traffic_and_noise() {
+    let seed: &[u8] = b"\0\0\0\x08\x04\xd2\x16\x2f\xffN\xffQ\0\0\0\x0dSELECT 1;\0P\0\0\0\x10s1\0SELECT 1\0\0\0B\0\0\0\x0e\0s1\0\0\0\0\0\0\0E\0\0\0\x09\0\0\0\0\0S\0\0\0\x04\xffT\0\0\0\x06\0\0D\0\0\0\x06\0\0C\0\0\0\x0dSELECT 1\0Z\0\0\0\x05I1\0\0\0\x042\0\0\0\x04E\0\0\0\x0bSERROR\0\0Z\0\0\0\x05I";
+    let mut rng = Rng(0x5851_f42d_4c95_7f2d);
+    for round in 0..5000 {
+        let data: Vec<u8> = if round % 4 == 3 {
+            (0..rng.below(512)).map(|_| rng.next() as u8).collect()
+        } else {
+            let mut d = seed.to_vec();
+            for _ in 0..1 + rng.below(6) {
+                let i = rng.below(d.len());
+                d[i] = rng.next() as u8;
+            }
+            d
+        };
+        let _ = pxtop_protocols::pgsql::fuzz_one(&data);
+    }
+}
