@@ -49,10 +49,10 @@ fn mix() -> (Vec<Batch>, usize) {
     be.extend(msg(b'Z', b"I"));
     let mut batches = vec![(fe, be)];
     let mut n = 0;
-    for b in 0..20 {
+    for b in 0..20i32 {
         let (mut fe, mut be) = (Vec::new(), Vec::new());
         for i in 0..100 {
-            let id = (b * 100 + i) as i32;
+            let id = b * 100 + i;
             let name = format!("customer-name-{id}");
             match i % 3 {
                 0 => {
