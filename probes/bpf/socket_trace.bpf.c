@@ -45,12 +45,16 @@ struct conn_info {
 	__u64 gen;
 	__u64 wr_bytes;
 	__u64 rd_bytes;
+	__u64 tls_wr; /* plaintext positions, for connections carrying TLS */
+	__u64 tls_rd;
 	__u32 role;
 	__u32 flags;
 };
 
 /* The client end of a loopback connection: see `skip_loopback_clients`. */
 #define CONN_NO_DATA 1
+/* A TLS library call used this connection: its syscalls carry ciphertext, not worth sending. */
+#define CONN_TLS 2
 
 enum op {
 	OP_RW = 1,     /* read/write/recvfrom/sendto: buf + len */
@@ -97,6 +101,52 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } counters SEC(".maps");
+
+/*
+ * TLS: a call into the TLS library (SSL_read/SSL_write and the _ex variants) in progress, per
+ * thread, from its uprobe to its uretprobe. The call's own socket syscalls, seen by the exit
+ * tracepoints while it is in progress, tell which socket it uses (`fd`): no struct offsets
+ * of any OpenSSL version are needed, and custom BIOs (curl's) work as long as they end in a
+ * syscall on the socket.
+ */
+struct ssl_call {
+	__u64 ssl;
+	__u64 buf;
+	__u64 out_len; /* _ex variants: where the library writes the bytes moved */
+	__s32 fd;      /* -1 until one of the call's syscalls is seen */
+	__u32 dir;
+	__u32 ex;      /* which variant: a nested call of the other variant is not this one */
+	__u32 _pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64); /* pid_tgid */
+	__type(value, struct ssl_call);
+} ssl_calls SEC(".maps");
+
+/* The socket of each TLS session (tgid, SSL *) as last seen: a read served from the library's
+ * buffer makes no syscall, and then this tells the socket. */
+struct ssl_key {
+	__u64 ssl;
+	__u32 tgid;
+	__u32 _pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct ssl_key);
+	__type(value, __s32);
+} ssl_fds SEC(".maps");
+
+/*
+ * TLS calls in progress on the host (approximately: a call whose uretprobe never fires leaves
+ * it high, which costs only speed). NB: while zero, the syscall path skips the ssl_calls
+ * lookup, so hosts without TLS traffic pay one load per captured syscall, not a hash lookup.
+ */
+__u64 ssl_inflight = 0;
 
 static __always_inline void count(__u32 which, __u64 n)
 {
@@ -268,7 +318,8 @@ static __always_inline int syscall_args(struct args *a, __u32 op, __u32 dir, int
 
 /* Emits one DATA event for `size` bytes at user address `buf` (NULL: a gap, nothing copied). */
 static __always_inline void emit_data(__u32 tgid, struct args *a, struct conn_info *ci, __u32 dir,
-				      __u64 pos, const void *buf, __u64 size, __u64 exit_ts)
+				      __u64 pos, const void *buf, __u64 size, __u64 exit_ts,
+				      __u16 flags)
 {
 	__u32 zero = 0;
 	struct pxt_data_event *e = bpf_map_lookup_elem(&scratch, &zero);
@@ -293,6 +344,7 @@ static __always_inline void emit_data(__u32 tgid, struct args *a, struct conn_in
 	e->hdr.size = size;
 	e->hdr.captured = 0;
 	e->hdr.role = ci->role;
+	e->hdr.flags = flags;
 	/* NB: a 64-bit local keeps the verifier's bound on the output size. */
 	__u64 got = 0;
 	if (n > 0 && n <= PXT_MAX_CAPTURE && bpf_probe_read_user(e->data, n, buf) == 0)
@@ -337,7 +389,8 @@ static long iov_step(__u64 i, void *arg)
 		len = w->total - w->done;
 	if (len == 0)
 		return 0;
-	emit_data(w->tgid, &w->a, &w->ci, w->dir, w->pos + w->done, v.iov_base, len, w->exit_ts);
+	emit_data(w->tgid, &w->a, &w->ci, w->dir, w->pos + w->done, v.iov_base, len, w->exit_ts,
+		  0);
 	w->done += len;
 	return 0;
 }
@@ -360,7 +413,7 @@ static __always_inline void emit_iov(__u32 tgid, struct args *a, struct conn_inf
 	__u32 n = iovcnt > MAX_IOV ? MAX_IOV : (__u32)iovcnt;
 	bpf_loop(n, iov_step, &w, 0);
 	if (w.done < total) /* more iovecs than we walk: keep positions true with a gap */
-		emit_data(tgid, a, ci, dir, pos + w.done, NULL, total - w.done, exit_ts);
+		emit_data(tgid, a, ci, dir, pos + w.done, NULL, total - w.done, exit_ts, 0);
 }
 
 /*
@@ -401,7 +454,15 @@ static __always_inline void on_exit(long ret, __u32 op, __u32 dir, int len_arg)
 		return;
 	__u64 *ctr = dir == PXT_DIR_EGRESS ? &ci->wr_bytes : &ci->rd_bytes;
 	__u64 pos = __sync_fetch_and_add(ctr, (__u64)ret);
-	if (ci->flags & CONN_NO_DATA)
+	if (ssl_inflight) {
+		struct ssl_call *call = bpf_map_lookup_elem(&ssl_calls, &id);
+		if (call) {
+			/* Ciphertext of a TLS call: tell the call its socket, keep the bytes. */
+			call->fd = copy.fd;
+			ci->flags |= CONN_TLS;
+		}
+	}
+	if (ci->flags & (CONN_NO_DATA | CONN_TLS))
 		return;
 	/* NB: the clock is read only for events that are sent (~70 ns a read here). */
 	__u64 exit_ts = bpf_ktime_get_ns();
@@ -409,7 +470,7 @@ static __always_inline void on_exit(long ret, __u32 op, __u32 dir, int len_arg)
 
 	switch (op) {
 	case OP_RW:
-		emit_data(tgid, &copy, ci, dir, pos, (const void *)copy.ptr, ret, exit_ts);
+		emit_data(tgid, &copy, ci, dir, pos, (const void *)copy.ptr, ret, exit_ts, 0);
 		break;
 	case OP_IOV:
 		emit_iov(tgid, &copy, ci, dir, pos, (const struct iovec *)copy.ptr, copy.len, ret,
@@ -418,7 +479,7 @@ static __always_inline void on_exit(long ret, __u32 op, __u32 dir, int len_arg)
 	case OP_MSG: {
 		struct user_msghdr m = {};
 		if (bpf_probe_read_user(&m, sizeof(m), (const void *)copy.ptr) != 0) {
-			emit_data(tgid, &copy, ci, dir, pos, NULL, ret, exit_ts);
+			emit_data(tgid, &copy, ci, dir, pos, NULL, ret, exit_ts, 0);
 			break;
 		}
 		emit_iov(tgid, &copy, ci, dir, pos, m.msg_iov, m.msg_iovlen, ret, exit_ts);
@@ -426,7 +487,7 @@ static __always_inline void on_exit(long ret, __u32 op, __u32 dir, int len_arg)
 	}
 	case OP_SENDFILE:
 		/* The bytes never pass through user memory: a gap of the true size. */
-		emit_data(tgid, &copy, ci, dir, pos, NULL, ret, exit_ts);
+		emit_data(tgid, &copy, ci, dir, pos, NULL, ret, exit_ts, 0);
 		break;
 	}
 }
@@ -500,5 +561,147 @@ SEC("tracepoint/syscalls/sys_enter_close")
 int enter_close(struct sys_enter_ctx *ctx)
 {
 	on_close((__s32)ctx->args[0]);
+	return 0;
+}
+
+/*
+ * TLS plaintext: uprobes on the library's read and write calls, attached by user space to each
+ * libssl it finds mapped. The entry stores the call's arguments; the return emits the bytes
+ * moved as DATA with PXT_DATA_TLS, on the connection of the socket the call used, with
+ * positions in the plaintext stream (the connection's syscall positions count ciphertext).
+ */
+#if defined(__TARGET_ARCH_x86)
+#define UARG1(r) ((r)->di)
+#define UARG2(r) ((r)->si)
+#define UARG4(r) ((r)->cx)
+#define URET(r) ((r)->ax)
+#elif defined(__TARGET_ARCH_arm64)
+#define UARG1(r) ((r)->regs[0])
+#define UARG2(r) ((r)->regs[1])
+#define UARG4(r) ((r)->regs[3])
+#define URET(r) ((r)->regs[0])
+#endif
+
+static __always_inline void ssl_enter(struct pt_regs *ctx, __u32 dir, int ex)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	if (is_self(id))
+		return;
+	struct ssl_call call = {
+		.ssl = UARG1(ctx),
+		.buf = UARG2(ctx),
+		.out_len = ex ? UARG4(ctx) : 0,
+		.fd = -1,
+		.dir = dir,
+		.ex = ex,
+	};
+	/* NB: a nested call (one variant built on the other) keeps the outer call's arguments. */
+	if (bpf_map_update_elem(&ssl_calls, &id, &call, BPF_NOEXIST) == 0)
+		__sync_fetch_and_add(&ssl_inflight, 1);
+}
+
+static __always_inline void ssl_return(struct pt_regs *ctx, int ex)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct ssl_call *p = bpf_map_lookup_elem(&ssl_calls, &id);
+	if (!p || p->ex != (__u32)ex)
+		return;
+	struct ssl_call call = *p;
+	bpf_map_delete_elem(&ssl_calls, &id);
+	__sync_fetch_and_add(&ssl_inflight, -1);
+	int rc = (int)URET(ctx);
+	__u64 n;
+	if (ex) {
+		__u64 moved = 0;
+		if (rc != 1 || !call.out_len ||
+		    bpf_probe_read_user(&moved, sizeof(moved), (const void *)call.out_len) != 0)
+			return;
+		n = moved;
+	} else {
+		if (rc <= 0)
+			return;
+		n = rc;
+	}
+	if (n == 0)
+		return;
+	__u32 tgid = id >> 32;
+	struct ssl_key key = {.ssl = call.ssl, .tgid = tgid};
+	if (call.fd >= 0) {
+		bpf_map_update_elem(&ssl_fds, &key, &call.fd, BPF_ANY);
+	} else {
+		__s32 *fd = bpf_map_lookup_elem(&ssl_fds, &key);
+		if (!fd) {
+			count(PXT_COUNTER_TLS_NO_FD, 1);
+			return;
+		}
+		call.fd = *fd;
+	}
+	struct conn_info *ci = conn_lookup(tgid, call.fd, PXT_ROLE_UNKNOWN, 0);
+	if (!ci)
+		return;
+	ci->flags |= CONN_TLS;
+	__u64 *ctr = call.dir == PXT_DIR_EGRESS ? &ci->tls_wr : &ci->tls_rd;
+	__u64 pos = __sync_fetch_and_add(ctr, n);
+	if (ci->flags & CONN_NO_DATA)
+		return;
+	__u64 ts = bpf_ktime_get_ns();
+	struct args a = {.enter_ts = ts, .ptr = call.buf, .len = n, .fd = call.fd, .op = OP_RW,
+			 .dir = call.dir};
+	emit_data(tgid, &a, ci, call.dir, pos, (const void *)call.buf, n, ts, PXT_DATA_TLS);
+}
+
+SEC("uprobe")
+int ssl_write_enter(struct pt_regs *ctx)
+{
+	ssl_enter(ctx, PXT_DIR_EGRESS, 0);
+	return 0;
+}
+
+SEC("uretprobe")
+int ssl_write_return(struct pt_regs *ctx)
+{
+	ssl_return(ctx, 0);
+	return 0;
+}
+
+SEC("uprobe")
+int ssl_read_enter(struct pt_regs *ctx)
+{
+	ssl_enter(ctx, PXT_DIR_INGRESS, 0);
+	return 0;
+}
+
+SEC("uretprobe")
+int ssl_read_return(struct pt_regs *ctx)
+{
+	ssl_return(ctx, 0);
+	return 0;
+}
+
+SEC("uprobe")
+int ssl_write_ex_enter(struct pt_regs *ctx)
+{
+	ssl_enter(ctx, PXT_DIR_EGRESS, 1);
+	return 0;
+}
+
+SEC("uretprobe")
+int ssl_write_ex_return(struct pt_regs *ctx)
+{
+	ssl_return(ctx, 1);
+	return 0;
+}
+
+SEC("uprobe")
+int ssl_read_ex_enter(struct pt_regs *ctx)
+{
+	ssl_enter(ctx, PXT_DIR_INGRESS, 1);
+	return 0;
+}
+
+SEC("uretprobe")
+int ssl_read_ex_return(struct pt_regs *ctx)
+{
+	ssl_return(ctx, 1);
 	return 0;
 }

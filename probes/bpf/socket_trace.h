@@ -25,12 +25,16 @@ enum pxt_role {
 	PXT_ROLE_UNKNOWN = 4,
 };
 
+/* pxt_data_header.flags */
+#define PXT_DATA_TLS 1 /* plaintext from a TLS library call, positions in the plaintext stream */
+
 enum pxt_counter {
 	PXT_COUNTER_EVENTS = 0,    /* unused: user space counts what arrives */
 	PXT_COUNTER_LOST = 1,      /* events the ring buffer had no room for */
 	PXT_COUNTER_TRUNCATED = 2, /* data events cut to the capture cap */
 	PXT_COUNTER_BYTES = 3,     /* unused: user space sums what arrives */
-	PXT_COUNTER_MAX = 4,
+	PXT_COUNTER_TLS_NO_FD = 4, /* TLS calls whose socket could not be told: plaintext dropped */
+	PXT_COUNTER_MAX = 5,
 };
 
 struct pxt_data_header {
@@ -44,7 +48,8 @@ struct pxt_data_header {
 	__u64 pos;      /* stream offset of the first byte, per direction */
 	__u64 size;     /* bytes the syscall really moved (this iovec's share) */
 	__u32 captured; /* bytes that follow */
-	__u32 role;
+	__u16 role;
+	__u16 flags;    /* PXT_DATA_* */
 };
 _Static_assert(sizeof(struct pxt_data_header) == 64, "pxt_data_header layout");
 

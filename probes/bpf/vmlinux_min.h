@@ -79,10 +79,15 @@ struct user_msghdr {
 	__u64 msg_iovlen;
 };
 
-/* The registers a task entered the kernel with; only the syscall argument registers. */
+/*
+ * The registers a task entered the kernel with (syscall arguments) or, in a uprobe, the user
+ * registers at the probe (call arguments, return value). Only the fields used.
+ */
 #if defined(__TARGET_ARCH_x86)
 struct pt_regs {
 	unsigned long r10;
+	unsigned long ax;
+	unsigned long cx;
 	unsigned long dx;
 	unsigned long si;
 	unsigned long di;

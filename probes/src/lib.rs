@@ -9,9 +9,10 @@
 pub mod clock;
 pub mod preflight;
 pub mod socket;
+pub mod tls;
 
 pub use preflight::{PreflightError, preflight};
 pub use socket::{
-    CloseEvent, Counters, DataEvent, Direction, Event, OpenEvent, Role, SocketTracer, TracerConfig,
-    TracerError,
+    CloseEvent, Counters, DataEvent, Direction, Event, OpenEvent, Role, SocketTracer, TlsAttachment,
+    TracerConfig, TracerError,
 };

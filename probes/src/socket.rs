@@ -14,7 +14,7 @@ use std::{
 use aya::{
     Ebpf, EbpfLoader,
     maps::{MapData, PerCpuArray, RingBuf},
-    programs::TracePoint,
+    programs::{TracePoint, UProbe, uprobe::UProbeScope},
 };
 use tokio::io::unix::AsyncFd;
 
@@ -24,6 +24,9 @@ pub const MAX_CAPTURE: u32 = 16384;
 const EV_DATA: u32 = 1;
 const EV_OPEN: u32 = 2;
 const EV_CLOSE: u32 = 3;
+
+/// `pxt_data_header.flags`: plaintext of a TLS library call (`PXT_DATA_TLS`).
+const DATA_TLS: u16 = 1;
 
 const AF_INET: u16 = 2;
 const AF_INET6: u16 = 10;
@@ -53,7 +56,9 @@ pub struct RawDataHeader {
     /// Bytes that follow.
     pub captured: u32,
     /// Role known to the kernel.
-    pub role: u32,
+    pub role: u16,
+    /// `DATA_TLS`: plaintext from a TLS library call.
+    pub flags: u16,
 }
 const _: () = assert!(size_of::<RawDataHeader>() == 64);
 
@@ -166,6 +171,9 @@ pub struct DataEvent<'a> {
     pub pos: u64,
     /// Bytes really moved (may exceed `data.len()`: capture cap, sendfile, too many iovecs).
     pub size: u64,
+    /// Plaintext of a TLS library call (`SSL_read`/`SSL_write`), whose positions count the
+    /// plaintext stream; the connection's ciphertext is not sent once this is seen.
+    pub encrypted: bool,
     /// The captured bytes.
     pub data: &'a [u8],
 }
@@ -236,6 +244,8 @@ pub struct Counters {
     pub bytes: u64,
     /// Events user space could not decode (a layout mismatch: a bug).
     pub malformed: u64,
+    /// TLS calls whose socket could not be told (plaintext dropped).
+    pub tls_no_fd: u64,
 }
 
 /// How to load the tracer.
@@ -301,6 +311,15 @@ pub const TRACEPOINTS: &[&str] = &[
     "sendfile64",
 ];
 
+/// A TLS library whose read/write calls are probed.
+#[derive(Debug, Clone)]
+pub struct TlsAttachment {
+    /// The library file.
+    pub path: std::path::PathBuf,
+    /// The functions attached (`SSL_read`, ...).
+    pub functions: Vec<String>,
+}
+
 /// One attached (or failed) tracepoint.
 #[derive(Debug, Clone)]
 pub struct Attachment {
@@ -313,7 +332,10 @@ pub struct Attachment {
 /// The loaded and attached socket tracer.
 pub struct SocketTracer {
     // NB: keeps the programs and links alive; dropping it detaches everything.
-    _ebpf: Ebpf,
+    ebpf: Ebpf,
+    /// TLS libraries probed, and whether the uprobe programs are loaded.
+    tls: Vec<TlsAttachment>,
+    tls_loaded: bool,
     ring: AsyncFd<RingBuf<MapData>>,
     counters: PerCpuArray<MapData, u64>,
     attachments: Vec<Attachment>,
@@ -379,7 +401,9 @@ impl SocketTracer {
         let counters =
             PerCpuArray::try_from(counters).map_err(|e| TracerError::Load(e.to_string()))?;
         Ok(Self {
-            _ebpf: ebpf,
+            ebpf,
+            tls: Vec::new(),
+            tls_loaded: false,
             ring,
             counters,
             attachments,
@@ -393,6 +417,69 @@ impl SocketTracer {
     /// The tracepoints and whether each attached.
     pub fn attachments(&self) -> &[Attachment] {
         &self.attachments
+    }
+
+    /// Attaches the TLS uprobes (`SSL_read`/`SSL_write` and the `_ex` variants, entry and
+    /// return) to `lib`: from then on every process mapping that file, running or started
+    /// later, has its TLS plaintext captured. Fails if no read/write pair attached.
+    pub fn attach_tls(&mut self, lib: &crate::tls::Library) -> Result<&TlsAttachment, String> {
+        if !self.tls_loaded {
+            for (_, enter, ret) in crate::tls::SSL_FUNCTIONS {
+                for prog in [enter, ret] {
+                    let p: &mut UProbe = self
+                        .ebpf
+                        .program_mut(prog)
+                        .ok_or_else(|| format!("program {prog} missing from the object"))?
+                        .try_into()
+                        .map_err(|e| error_chain(&e))?;
+                    p.load().map_err(|e| error_chain(&e))?;
+                }
+            }
+            self.tls_loaded = true;
+        }
+        let mut functions = Vec::new();
+        let mut errors = Vec::new();
+        for (sym, enter, ret) in crate::tls::SSL_FUNCTIONS {
+            let mut ok = true;
+            for prog in [enter, ret] {
+                let attached = self
+                    .ebpf
+                    .program_mut(prog)
+                    .ok_or_else(|| format!("program {prog} missing"))
+                    .and_then(|p| {
+                        let p: &mut UProbe = p.try_into().map_err(|e| error_chain(&e))?;
+                        p.attach(*sym, &lib.path, UProbeScope::AllProcesses)
+                            .map_err(|e| error_chain(&e))
+                    });
+                if let Err(e) = attached {
+                    errors.push(format!("{sym}: {e}"));
+                    ok = false;
+                    break;
+                }
+            }
+            if ok {
+                functions.push((*sym).to_string());
+            }
+        }
+        let usable = functions.iter().any(|f| f == "SSL_read" || f == "SSL_read_ex")
+            && functions.iter().any(|f| f == "SSL_write" || f == "SSL_write_ex");
+        if !usable {
+            return Err(format!(
+                "{}: no SSL_read/SSL_write pair attached ({})",
+                lib.path.display(),
+                errors.join("; ")
+            ));
+        }
+        self.tls.push(TlsAttachment {
+            path: lib.path.clone(),
+            functions,
+        });
+        self.tls.last().ok_or_else(|| "unreachable".to_string())
+    }
+
+    /// The TLS libraries probed so far.
+    pub fn tls_attachments(&self) -> &[TlsAttachment] {
+        &self.tls
     }
 
     /// Waits until events are ready or `tick` passes (events are not signalled one by one, see
@@ -452,6 +539,7 @@ impl SocketTracer {
             truncated: sum(2),
             bytes: self.data_bytes,
             malformed: self.malformed,
+            tls_no_fd: sum(4),
         }
     }
 }
@@ -559,11 +647,12 @@ pub fn decode(b: &[u8]) -> Option<Event<'_>> {
                 fd: i32_at(b, offset_of!(H, fd))?,
                 generation: u64_at(b, offset_of!(H, gen_))?,
                 dir,
-                role: Role::from_raw(u32_at(b, offset_of!(H, role))?),
+                role: Role::from_raw(u32::from(u16_at(b, offset_of!(H, role))?)),
                 enter_ts: u64_at(b, offset_of!(H, enter_ts))?,
                 exit_ts: u64_at(b, offset_of!(H, exit_ts))?,
                 pos: u64_at(b, offset_of!(H, pos))?,
                 size: u64_at(b, offset_of!(H, size))?,
+                encrypted: u16_at(b, offset_of!(H, flags))? & DATA_TLS != 0,
                 data,
             }))
         }
@@ -632,7 +721,8 @@ mod tests {
         b[offset_of!(RawDataHeader, pos)..][..8].copy_from_slice(&100u64.to_ne_bytes());
         b[offset_of!(RawDataHeader, size)..][..8].copy_from_slice(&9000u64.to_ne_bytes());
         b[offset_of!(RawDataHeader, captured)..][..4].copy_from_slice(&5u32.to_ne_bytes());
-        b[offset_of!(RawDataHeader, role)..][..4].copy_from_slice(&2u32.to_ne_bytes());
+        b[offset_of!(RawDataHeader, role)..][..2].copy_from_slice(&2u16.to_ne_bytes());
+        b[offset_of!(RawDataHeader, flags)..][..2].copy_from_slice(&1u16.to_ne_bytes());
         b[64..].copy_from_slice(b"hello");
         let Some(Event::Data(d)) = decode(&b) else {
             panic!("not decoded")
@@ -642,6 +732,7 @@ mod tests {
             (42, 7, Direction::Ingress, Role::Server)
         );
         assert_eq!((d.pos, d.size, d.data), (100, 9000, &b"hello"[..]));
+        assert!(d.encrypted);
         assert!(
             decode(&b[..66]).is_none(),
             "captured says 5 bytes, only 2 present"

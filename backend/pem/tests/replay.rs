@@ -71,6 +71,7 @@ impl Replay {
             exit_ts: self.ts + 500,
             pos: self.pos[i],
             size,
+            encrypted: false,
             data,
         }));
         self.pos[i] += size;
