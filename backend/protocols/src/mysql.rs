@@ -216,6 +216,11 @@ struct Pending {
     sql: String,
     /// A prepare's answer: statement id, params, columns.
     prepared: Option<(u32, u16, u16)>,
+    /// Statement commands: the payload after the command byte, rendered into `req` once the
+    /// requests before it are answered (their prepares known).
+    raw: Vec<u8>,
+    /// The server does not answer: recorded once it reaches the head of the queue.
+    unanswered: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -235,6 +240,18 @@ struct Dir {
     skip: usize,
     /// The last packet was 16 MiB - 1: the next continues it.
     continuing: bool,
+    /// Nothing seen yet: a chunk that starts like a conversation is enough to synchronise.
+    fresh: bool,
+}
+
+impl Dir {
+    /// After a gap or garbage: wait for a chunk of whole packets.
+    fn lost() -> Self {
+        Self {
+            fresh: false,
+            ..Self::default()
+        }
+    }
 }
 
 impl Default for Dir {
@@ -246,6 +263,7 @@ impl Default for Dir {
             broken: true,
             skip: 0,
             continuing: false,
+            fresh: true,
         }
     }
 }
@@ -307,6 +325,22 @@ fn whole(bytes: &[u8], client: bool, max: usize) -> bool {
     at > 0
 }
 
+/// Whether a connection's first bytes start like a conversation: a command or handshake
+/// response from the client, a greeting or the start of a response from the server.
+fn opening(bytes: &[u8], client: bool) -> bool {
+    let Some(h) = bytes.get(..5) else {
+        return false;
+    };
+    let len = usize::from(h[0]) | usize::from(h[1]) << 8 | usize::from(h[2]) << 16;
+    match (client, h[3]) {
+        (true, 0) => len >= 1 && known_command(h[4]),
+        (true, 1) => len >= 32,
+        (false, 0) => h[4] == 0x0a,
+        (false, 1) => len >= 1,
+        _ => false,
+    }
+}
+
 fn text(b: &[u8], max: usize) -> String {
     let s = String::from_utf8_lossy(b);
     if b.len() > max && s.chars().count() > max {
@@ -361,7 +395,8 @@ impl<'a> Reader<'a> {
     }
 
     fn u32(&mut self) -> Option<u32> {
-        self.bytes(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        self.bytes(4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
 
     /// A length-encoded integer (`0xfb`, NULL in rows, and `0xff` are not).
@@ -426,19 +461,35 @@ fn binary_value(r: &mut Reader<'_>, t: u8, unsigned: bool, max: usize) -> Option
     Some(match t {
         0x01 => {
             let v = r.u8()?;
-            if unsigned { v.to_string() } else { (v as i8).to_string() }
+            if unsigned {
+                v.to_string()
+            } else {
+                (v as i8).to_string()
+            }
         }
         0x02 | 0x0d => {
             let v = r.u16()?;
-            if unsigned { v.to_string() } else { (v as i16).to_string() }
+            if unsigned {
+                v.to_string()
+            } else {
+                (v as i16).to_string()
+            }
         }
         0x03 | 0x09 => {
             let v = r.u32()?;
-            if unsigned { v.to_string() } else { (v as i32).to_string() }
+            if unsigned {
+                v.to_string()
+            } else {
+                (v as i32).to_string()
+            }
         }
         0x08 => {
             let v = r.uint(8)?;
-            if unsigned { v.to_string() } else { (v as i64).to_string() }
+            if unsigned {
+                v.to_string()
+            } else {
+                (v as i64).to_string()
+            }
         }
         0x04 => {
             let b = r.bytes(4)?;
@@ -560,7 +611,11 @@ impl Conn {
     }
 
     fn dir(&mut self, client: bool) -> &mut Dir {
-        if client { &mut self.req } else { &mut self.resp }
+        if client {
+            &mut self.req
+        } else {
+            &mut self.resp
+        }
     }
 
     fn push(&mut self, chunk: Chunk<'_>, client: bool) {
@@ -570,7 +625,7 @@ impl Conn {
         match chunk {
             Chunk::Gap { ts, .. } => {
                 self.stats.resyncs += 1;
-                *self.dir(client) = Dir::default();
+                *self.dir(client) = Dir::lost();
                 if !client {
                     self.lost_responses(ts);
                 }
@@ -588,6 +643,27 @@ impl Conn {
                     bytes = &bytes[n..];
                 }
                 if bytes.is_empty() {
+                    return;
+                }
+                if dir.broken && dir.fresh {
+                    if dir.buf.is_empty() {
+                        dir.start_ts = first_ts;
+                    }
+                    dir.buf.extend_from_slice(bytes);
+                    if dir.buf.len() < 5 {
+                        return;
+                    }
+                    if opening(&dir.buf, client) {
+                        dir.broken = false;
+                        dir.fresh = false;
+                        self.parse(client, first_ts, last_ts);
+                        return;
+                    }
+                    *dir = Dir::lost();
+                    self.stats.resyncs += 1;
+                    if !client {
+                        self.lost_responses(last_ts);
+                    }
                     return;
                 }
                 if dir.broken {
@@ -611,9 +687,66 @@ impl Conn {
 
     /// Server bytes up to `ts` were lost: requests sent by then may have lost their outcome.
     fn lost_responses(&mut self, ts: u64) {
-        let before = self.pending.len();
-        self.pending.retain(|p| p.start_ts > ts);
-        self.stats.unmatched += (before - self.pending.len()) as u64;
+        while self.pending.front().is_some_and(|h| h.start_ts <= ts) {
+            self.drop_head();
+        }
+    }
+
+    /// The head request lost its outcome.
+    fn drop_head(&mut self) {
+        self.render_head();
+        if self.pending.pop_front().is_some() {
+            self.stats.unmatched += 1;
+        }
+        self.flush_unanswered();
+    }
+
+    /// Renders the head's statement command now that the prepares before it are known.
+    fn render_head(&mut self) {
+        let Some(h) = self.pending.front_mut() else {
+            return;
+        };
+        if h.raw.is_empty() {
+            return;
+        }
+        let raw = std::mem::take(&mut h.raw);
+        let cmd = h.cmd;
+        let req = if cmd == command::STMT_EXECUTE {
+            self.execute_text(&raw)
+        } else {
+            let id = Reader::new(&raw).u32().unwrap_or(u32::MAX);
+            if cmd == command::STMT_CLOSE {
+                self.statements
+                    .remove(&id)
+                    .map_or_else(|| self.stmt_text(id), |s| s.sql)
+            } else {
+                self.stmt_text(id)
+            }
+        };
+        if let Some(h) = self.pending.front_mut() {
+            h.req = req;
+        }
+    }
+
+    /// Records the commands without a response that reached the head of the queue.
+    fn flush_unanswered(&mut self) {
+        while self.pending.front().is_some_and(|h| h.unanswered) {
+            self.render_head();
+            let Some(h) = self.pending.pop_front() else {
+                return;
+            };
+            self.emit(Record {
+                cmd: h.cmd,
+                req_body: h.req,
+                status: RespStatus::None,
+                resp_body: String::new(),
+                rows: 0,
+                affected_rows: 0,
+                last_insert_id: 0,
+                start_ts: h.start_ts,
+                end_ts: h.start_ts,
+            });
+        }
     }
 
     fn parse(&mut self, client: bool, first_ts: u64, last_ts: u64) {
@@ -661,7 +794,7 @@ impl Conn {
         let encrypted = self.encrypted;
         let dir = self.dir(client);
         if broke || encrypted {
-            *dir = Dir::default();
+            *dir = Dir::lost();
             if !encrypted {
                 self.stats.parse_errors += 1;
                 self.stats.resyncs += 1;
@@ -678,9 +811,20 @@ impl Conn {
     }
 
     fn expect(&mut self, cmd: u8, req: String, sql: String, start_ts: u64) {
+        self.expect_raw(cmd, req, sql, Vec::new(), false, start_ts);
+    }
+
+    fn expect_raw(
+        &mut self,
+        cmd: u8,
+        req: String,
+        sql: String,
+        raw: Vec<u8>,
+        unanswered: bool,
+        start_ts: u64,
+    ) {
         if self.pending.len() >= self.limits.max_pending {
-            self.pending.pop_front();
-            self.stats.unmatched += 1;
+            self.drop_head();
         }
         let state = if cmd == command::STMT_FETCH {
             Resp::Rows
@@ -700,27 +844,15 @@ impl Conn {
             resultset: false,
             sql,
             prepared: None,
+            raw,
+            unanswered,
         });
+        self.flush_unanswered();
     }
 
     fn emit(&mut self, r: Record) {
         self.stats.records += 1;
         self.out.push(r);
-    }
-
-    /// A record for a command the server does not answer.
-    fn unanswered(&mut self, cmd: u8, req: String, ts: u64) {
-        self.emit(Record {
-            cmd,
-            req_body: req,
-            status: RespStatus::None,
-            resp_body: String::new(),
-            rows: 0,
-            affected_rows: 0,
-            last_insert_id: 0,
-            start_ts: ts,
-            end_ts: ts,
-        });
     }
 
     fn stmt_text(&self, id: u32) -> String {
@@ -781,28 +913,35 @@ impl Conn {
                 let sql = text(body, max);
                 self.expect(cmd, sql.clone(), sql, start_ts);
             }
-            command::STMT_EXECUTE => {
-                let req = self.execute_text(body);
-                self.expect(cmd, req, String::new(), start_ts);
-            }
-            command::STMT_CLOSE | command::STMT_RESET | command::STMT_SEND_LONG_DATA => {
-                let id = Reader::new(body).u32().unwrap_or(u32::MAX);
-                let req = self.stmt_text(id);
-                if cmd == command::STMT_RESET {
-                    self.expect(cmd, req, String::new(), start_ts);
+            command::STMT_EXECUTE
+            | command::STMT_CLOSE
+            | command::STMT_RESET
+            | command::STMT_SEND_LONG_DATA => {
+                let raw = if body.len() >= 4 {
+                    body.to_vec()
                 } else {
-                    if cmd == command::STMT_CLOSE {
-                        self.statements.remove(&id);
-                    }
-                    self.unanswered(cmd, req, start_ts);
-                }
+                    u32::MAX.to_le_bytes().to_vec()
+                };
+                let unanswered = matches!(cmd, command::STMT_CLOSE | command::STMT_SEND_LONG_DATA);
+                self.expect_raw(cmd, String::new(), String::new(), raw, unanswered, start_ts);
             }
-            command::QUIT => self.unanswered(cmd, String::new(), start_ts),
+            command::QUIT => {
+                self.expect_raw(
+                    cmd,
+                    String::new(),
+                    String::new(),
+                    Vec::new(),
+                    true,
+                    start_ts,
+                );
+            }
             command::FIELD_LIST => {
                 let table = body.split(|&b| b == 0).next().unwrap_or_default();
                 self.expect(cmd, text(table, max), String::new(), start_ts);
             }
-            command::INIT_DB | 0x05 | 0x06 => self.expect(cmd, text(body, max), String::new(), start_ts),
+            command::INIT_DB | 0x05 | 0x06 => {
+                self.expect(cmd, text(body, max), String::new(), start_ts)
+            }
             _ => self.expect(cmd, String::new(), String::new(), start_ts),
         }
         true
@@ -914,11 +1053,7 @@ impl Conn {
                 // Handshake, auth exchange, or the tail of a response we did not follow.
                 return true;
             }
-            // Only the newest request sent before this response can be its request.
-            while self.pending.len() > 1 && self.pending[1].start_ts <= start_ts {
-                self.pending.pop_front();
-                self.stats.unmatched += 1;
-            }
+            // NB: a response older than the request is the answer to one lost before it.
             match self.pending.front_mut() {
                 Some(h) if h.start_ts <= start_ts => h.started = true,
                 _ => {
@@ -926,13 +1061,13 @@ impl Conn {
                     return true;
                 }
             }
+            self.render_head();
         }
         let Some(head) = self.pending.front_mut() else {
             return true;
         };
         if seq != head.next_seq && head.state != Resp::UntilOkErr {
-            self.pending.pop_front();
-            self.stats.unmatched += 1;
+            self.drop_head();
             return false;
         }
         head.next_seq = seq.wrapping_add(1);
@@ -958,6 +1093,7 @@ impl Conn {
             start_ts: h.start_ts,
             end_ts,
         });
+        self.flush_unanswered();
     }
 
     fn finish_ok(&mut self, end_ts: u64) {
@@ -1179,4 +1315,614 @@ pub fn fuzz_one(data: &[u8]) -> Stats {
     }
     c.close();
     c.stats().clone()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+
+    use super::*;
+
+    fn pkt(seq: u8, payload: &[u8]) -> Vec<u8> {
+        let mut v = (payload.len() as u32).to_le_bytes()[..3].to_vec();
+        v.push(seq);
+        v.extend_from_slice(payload);
+        v
+    }
+
+    fn cmd(c: u8, body: &[u8]) -> Vec<u8> {
+        let mut p = vec![c];
+        p.extend_from_slice(body);
+        pkt(0, &p)
+    }
+
+    fn lenenc_str(s: &[u8]) -> Vec<u8> {
+        let mut v = vec![s.len() as u8];
+        v.extend_from_slice(s);
+        v
+    }
+
+    fn ok(seq: u8, affected: u8, id: u8, flags: u16) -> Vec<u8> {
+        let mut p = vec![0, affected, id];
+        p.extend_from_slice(&flags.to_le_bytes());
+        p.extend_from_slice(&[0, 0]);
+        pkt(seq, &p)
+    }
+
+    /// The OK that ends a result set under CLIENT_DEPRECATE_EOF.
+    fn ok_eof(seq: u8, flags: u16) -> Vec<u8> {
+        let mut p = vec![0xfe, 0, 0];
+        p.extend_from_slice(&flags.to_le_bytes());
+        p.extend_from_slice(&[0, 0]);
+        pkt(seq, &p)
+    }
+
+    fn eof(seq: u8, flags: u16) -> Vec<u8> {
+        let mut p = vec![0xfe, 0, 0];
+        p.extend_from_slice(&flags.to_le_bytes());
+        pkt(seq, &p)
+    }
+
+    fn err(seq: u8, code: u16, state: &str, msg: &str) -> Vec<u8> {
+        let mut p = vec![0xff];
+        p.extend_from_slice(&code.to_le_bytes());
+        p.push(b'#');
+        p.extend_from_slice(state.as_bytes());
+        p.extend_from_slice(msg.as_bytes());
+        pkt(seq, &p)
+    }
+
+    fn coldef(seq: u8, name: &str) -> Vec<u8> {
+        let mut p = Vec::new();
+        for s in [
+            &b"def"[..],
+            b"test",
+            b"t",
+            b"t",
+            name.as_bytes(),
+            name.as_bytes(),
+        ] {
+            p.extend(lenenc_str(s));
+        }
+        p.extend_from_slice(&[0x0c, 0x21, 0, 0x40, 0, 0, 0, 0xfd, 0, 0, 0, 0, 0]);
+        pkt(seq, &p)
+    }
+
+    fn row(seq: u8, vals: &[&str]) -> Vec<u8> {
+        let p: Vec<u8> = vals.iter().flat_map(|v| lenenc_str(v.as_bytes())).collect();
+        pkt(seq, &p)
+    }
+
+    /// A text result set of `cols` columns and `rows` rows, EOF-style or OK-style.
+    fn resultset(cols: u8, rows: u8, deprecate: bool, flags: u16) -> Vec<u8> {
+        let mut v = pkt(1, &[cols]);
+        let mut seq = 2;
+        for i in 0..cols {
+            v.extend(coldef(seq, &format!("c{i}")));
+            seq += 1;
+        }
+        if !deprecate {
+            v.extend(eof(seq, 0));
+            seq += 1;
+        }
+        for i in 0..rows {
+            let vals: Vec<String> = (0..cols).map(|c| format!("{i}-{c}")).collect();
+            let vals: Vec<&str> = vals.iter().map(String::as_str).collect();
+            v.extend(row(seq, &vals));
+            seq = seq.wrapping_add(1);
+        }
+        v.extend(if deprecate {
+            ok_eof(seq, flags)
+        } else {
+            eof(seq, flags)
+        });
+        v
+    }
+
+    fn greeting(caps: u32) -> Vec<u8> {
+        let mut p = vec![0x0a];
+        p.extend_from_slice(b"5.5.5-10.11.19-MariaDB\0");
+        p.extend_from_slice(&[9, 0, 0, 0]);
+        p.extend_from_slice(b"12345678\0");
+        p.extend_from_slice(&(caps as u16).to_le_bytes());
+        p.extend_from_slice(&[0x21, 2, 0]);
+        p.extend_from_slice(&((caps >> 16) as u16).to_le_bytes());
+        p.extend_from_slice(&[21; 11]);
+        pkt(0, &p)
+    }
+
+    fn handshake_response(caps: u32, ssl_only: bool) -> Vec<u8> {
+        let mut p = caps.to_le_bytes().to_vec();
+        p.extend_from_slice(&[0, 0, 0, 1, 0x21]);
+        p.extend_from_slice(&[0; 23]);
+        if !ssl_only {
+            p.extend_from_slice(b"root\0\0test\0mysql_native_password\0");
+        }
+        pkt(1, &p)
+    }
+
+    fn data(b: &[u8], ts: u64) -> Chunk<'_> {
+        Chunk::Data {
+            bytes: b,
+            first_ts: ts,
+            last_ts: ts + 1,
+        }
+    }
+
+    fn run_with(c: &mut Conn, reqs: &[u8], resps: &[u8]) -> Vec<Record> {
+        c.push_requests(data(reqs, 100));
+        c.push_responses(data(resps, 200));
+        let mut out = Vec::new();
+        c.drain(&mut out);
+        out
+    }
+
+    fn run(reqs: &[u8], resps: &[u8]) -> (Vec<Record>, Stats) {
+        let mut c = Conn::new(Limits::default());
+        let r = run_with(&mut c, reqs, resps);
+        (r, c.stats().clone())
+    }
+
+    fn summary(r: &[Record]) -> Vec<(u8, String, RespStatus, String)> {
+        r.iter()
+            .map(|r| (r.cmd, r.req_body.clone(), r.status, r.resp_body.clone()))
+            .collect()
+    }
+
+    fn s(cmd: u8, req: &str, status: RespStatus, resp: &str) -> (u8, String, RespStatus, String) {
+        (cmd, req.into(), status, resp.into())
+    }
+
+    #[test]
+    fn text_queries_give_result_sets_oks_and_errors_without_a_handshake() {
+        let mut reqs = cmd(command::QUERY, b"SELECT a, b FROM t");
+        reqs.extend(cmd(command::QUERY, b"INSERT INTO t VALUES (1, 2)"));
+        reqs.extend(cmd(command::QUERY, b"SELECT * FROM nope"));
+        reqs.extend(cmd(command::INIT_DB, b"test"));
+        reqs.extend(cmd(command::PING, b""));
+        reqs.extend(cmd(command::QUIT, b""));
+        let mut resps = resultset(2, 3, false, 0);
+        resps.extend(ok(1, 1, 7, 2));
+        resps.extend(err(1, 1146, "42S02", "Table 'test.nope' doesn't exist"));
+        resps.extend(ok(1, 0, 0, 2));
+        resps.extend(ok(1, 0, 0, 2));
+        let (r, st) = run(&reqs, &resps);
+        use RespStatus as R;
+        assert_eq!(
+            summary(&r),
+            [
+                s(
+                    command::QUERY,
+                    "SELECT a, b FROM t",
+                    R::Ok,
+                    "Resultset rows = 3"
+                ),
+                s(
+                    command::QUERY,
+                    "INSERT INTO t VALUES (1, 2)",
+                    R::Ok,
+                    "Affected rows = 1, last insert id = 7"
+                ),
+                s(
+                    command::QUERY,
+                    "SELECT * FROM nope",
+                    R::Err,
+                    "ERROR 1146 (42S02): Table 'test.nope' doesn't exist"
+                ),
+                s(
+                    command::INIT_DB,
+                    "test",
+                    R::Ok,
+                    "Affected rows = 0, last insert id = 0"
+                ),
+                s(
+                    command::PING,
+                    "",
+                    R::Ok,
+                    "Affected rows = 0, last insert id = 0"
+                ),
+                s(command::QUIT, "", R::None, ""),
+            ]
+        );
+        assert_eq!(r[0].rows, 3);
+        assert_eq!((r[1].affected_rows, r[1].last_insert_id), (1, 7));
+        assert_eq!(r[0].latency_ns(), 101);
+        assert_eq!(r[5].status.as_i64(), 1);
+        assert_eq!(
+            (st.parse_errors, st.unmatched, st.resyncs),
+            (0, 0, 0),
+            "{st:?}"
+        );
+    }
+
+    #[test]
+    fn deprecate_eof_from_the_handshake_and_learned_without_it() {
+        let caps = CLIENT_PROTOCOL_41 | CLIENT_DEPRECATE_EOF;
+        let mut reqs = handshake_response(caps, false);
+        reqs.extend(cmd(command::QUERY, b"SELECT 1"));
+        reqs.extend(cmd(command::QUERY, b"SELECT 1 WHERE 0"));
+        let mut resps = greeting(caps);
+        resps.extend(ok(2, 0, 0, 2));
+        resps.extend(resultset(1, 2, true, 0));
+        resps.extend(resultset(1, 0, true, 0));
+        let (r, st) = run(&reqs, &resps);
+        let got: Vec<_> = r.iter().map(|r| r.resp_body.as_str()).collect();
+        assert_eq!(got, ["Resultset rows = 2", "Resultset rows = 0"]);
+        assert_eq!((st.parse_errors, st.unmatched), (0, 0));
+
+        // No handshake seen: the OK terminator right after the definitions is told from an
+        // intermediate EOF by its length.
+        for deprecate in [true, false] {
+            let mut reqs = cmd(command::QUERY, b"SELECT 1 WHERE 0");
+            reqs.extend(cmd(command::QUERY, b"SELECT 1"));
+            let mut resps = resultset(1, 0, deprecate, 0);
+            resps.extend(resultset(1, 2, deprecate, 0));
+            let (r, st) = run(&reqs, &resps);
+            let got: Vec<_> = r.iter().map(|r| r.resp_body.as_str()).collect();
+            assert_eq!(got, ["Resultset rows = 0", "Resultset rows = 2"]);
+            assert_eq!((st.parse_errors, st.unmatched), (0, 0));
+        }
+    }
+
+    fn prepare_ok(id: u32, cols: u16, params: u16, deprecate: bool) -> Vec<u8> {
+        let mut p = vec![0];
+        p.extend_from_slice(&id.to_le_bytes());
+        p.extend_from_slice(&cols.to_le_bytes());
+        p.extend_from_slice(&params.to_le_bytes());
+        p.extend_from_slice(&[0, 0, 0]);
+        let mut v = pkt(1, &p);
+        let mut seq = 2;
+        for (n, _) in [(params, 0), (cols, 1)] {
+            for _ in 0..n {
+                v.extend(coldef(seq, "?"));
+                seq += 1;
+            }
+            if n > 0 && !deprecate {
+                v.extend(eof(seq, 2));
+                seq += 1;
+            }
+        }
+        v
+    }
+
+    fn execute(id: u32, nulls: &[u8], types: Option<&[u8]>, values: &[u8]) -> Vec<u8> {
+        let mut p = id.to_le_bytes().to_vec();
+        p.extend_from_slice(&[0, 1, 0, 0, 0]);
+        p.extend_from_slice(nulls);
+        match types {
+            Some(t) => {
+                p.push(1);
+                p.extend_from_slice(t);
+            }
+            None => p.push(0),
+        }
+        p.extend_from_slice(values);
+        cmd(command::STMT_EXECUTE, &p)
+    }
+
+    #[test]
+    fn prepared_statements_render_bound_parameters_and_remember_types() {
+        for deprecate in [false, true] {
+            let mut reqs = cmd(command::STMT_PREPARE, b"SELECT ? + ?, ?, ?, ?, ?, ?, ?");
+            let types = [
+                8u8, 0, 3, 0x80, 0xfd, 0, 5, 0, 0x0c, 0, 6, 0, 0x0b, 0, 0xfc, 0,
+            ];
+            let mut values = (-5i64).to_le_bytes().to_vec();
+            values.extend_from_slice(&7u32.to_le_bytes());
+            values.extend(lenenc_str(b"it's"));
+            values.extend_from_slice(&2.5f64.to_le_bytes());
+            values.extend_from_slice(&[11, 0xe8, 7, 5, 6, 7, 8, 9]);
+            values.extend_from_slice(&123_456u32.to_le_bytes());
+            // The NULL (bit 5) has no value; then a negative TIME of 1 day 2:03:04.
+            values.extend_from_slice(&[8, 1, 1, 0, 0, 0, 2, 3, 4]);
+            values.extend(lenenc_str(&[0xff, 0x00]));
+            reqs.extend(execute(1, &[0b0010_0000], Some(&types), &values));
+            // The same statement again: types remembered.
+            let mut values = 1i64.to_le_bytes().to_vec();
+            values.extend_from_slice(&u32::MAX.to_le_bytes());
+            values.extend(lenenc_str(b"x"));
+            values.extend_from_slice(&0.5f64.to_le_bytes());
+            values.extend_from_slice(&[4, 0xe8, 7, 1, 2]);
+            values.extend_from_slice(&[0]);
+            values.extend(lenenc_str(b"y"));
+            reqs.extend(execute(1, &[0b0010_0000], None, &values));
+            reqs.extend(cmd(command::STMT_RESET, &1u32.to_le_bytes()));
+            reqs.extend(cmd(command::STMT_CLOSE, &1u32.to_le_bytes()));
+            reqs.extend(execute(9, &[], None, &[]));
+            let mut resps = prepare_ok(1, 1, 8, deprecate);
+            resps.extend(pkt(1, &[1]));
+            resps.extend(coldef(2, "x"));
+            let mut seq = 3;
+            if !deprecate {
+                resps.extend(eof(3, 0));
+                seq += 1;
+            }
+            resps.extend(pkt(seq, &[0, 0, 1, 2]));
+            resps.extend(if deprecate {
+                ok_eof(seq + 1, 0)
+            } else {
+                eof(seq + 1, 0)
+            });
+            resps.extend(ok(1, 0, 0, 0));
+            resps.extend(ok(1, 0, 0, 0));
+            resps.extend(err(1, 1243, "HY000", "Unknown prepared statement handler"));
+            let (r, st) = run(&reqs, &resps);
+            use RespStatus as R;
+            let q = "SELECT ? + ?, ?, ?, ?, ?, ?, ?";
+            assert_eq!(
+                summary(&r),
+                [
+                    s(
+                        command::STMT_PREPARE,
+                        q,
+                        R::Ok,
+                        "Statement id = 1, params = 8, columns = 1"
+                    ),
+                    s(
+                        command::STMT_EXECUTE,
+                        &format!(
+                            "query=[{q}] params=[-5, 7, 'it''s', 2.5, \
+                             '2024-05-06 07:08:09.123456', NULL, '-26:03:04', x'ff00']"
+                        ),
+                        R::Ok,
+                        "Resultset rows = 1"
+                    ),
+                    s(
+                        command::STMT_EXECUTE,
+                        &format!(
+                            "query=[{q}] params=[1, 4294967295, 'x', 0.5, '2024-01-02 00:00:00', NULL, \
+                             '00:00:00', 'y']"
+                        ),
+                        R::Ok,
+                        "Affected rows = 0, last insert id = 0"
+                    ),
+                    s(
+                        command::STMT_RESET,
+                        q,
+                        R::Ok,
+                        "Affected rows = 0, last insert id = 0"
+                    ),
+                    s(command::STMT_CLOSE, q, R::None, ""),
+                    s(
+                        command::STMT_EXECUTE,
+                        "query=[<statement 9 prepared before capture>] params=[]",
+                        R::Err,
+                        "ERROR 1243 (HY000): Unknown prepared statement handler"
+                    ),
+                ],
+                "deprecate {deprecate}"
+            );
+            assert_eq!((st.parse_errors, st.unmatched), (0, 0), "{st:?}");
+        }
+    }
+
+    #[test]
+    fn multi_results_and_local_infile() {
+        let mut reqs = cmd(
+            command::QUERY,
+            b"SELECT 1; SELECT 2; INSERT INTO t VALUES (3)",
+        );
+        reqs.extend(cmd(
+            command::QUERY,
+            b"LOAD DATA LOCAL INFILE 'x.csv' INTO TABLE t",
+        ));
+        // The file's contents and the empty packet that ends them.
+        reqs.extend(pkt(2, b"1\n2\n"));
+        reqs.extend(pkt(3, b""));
+        reqs.extend(cmd(command::PING, b""));
+        let mut resps = resultset(1, 1, false, SERVER_MORE_RESULTS_EXISTS);
+        let mut second = resultset(1, 1, false, SERVER_MORE_RESULTS_EXISTS);
+        // Continues the sequence: 1 + 1 column + EOF + row + EOF = seq 1..=5, then 6.. .
+        let mut at = 0;
+        let mut seq = 6;
+        while at < second.len() {
+            let len = usize::from(second[at]) | usize::from(second[at + 1]) << 8;
+            second[at + 3] = seq;
+            seq += 1;
+            at += 4 + len;
+        }
+        resps.extend(second);
+        resps.extend(ok(seq, 1, 3, 2));
+        resps.extend(pkt(1, b"\xfbx.csv"));
+        resps.extend(ok(4, 2, 0, 2));
+        resps.extend(ok(1, 0, 0, 2));
+        let (r, st) = run(&reqs, &resps);
+        let got: Vec<_> = r.iter().map(|r| (r.resp_body.as_str(), r.rows)).collect();
+        assert_eq!(
+            got,
+            [
+                ("Resultset rows = 2", 2),
+                ("Affected rows = 2, last insert id = 0", 0),
+                ("Affected rows = 0, last insert id = 0", 0)
+            ]
+        );
+        assert_eq!(r[0].affected_rows, 1);
+        assert_eq!((st.parse_errors, st.unmatched), (0, 0), "{st:?}");
+    }
+
+    #[test]
+    fn ssl_request_stops_parsing() {
+        let caps = CLIENT_PROTOCOL_41 | CLIENT_SSL;
+        let mut c = Conn::new(Limits::default());
+        c.push_responses(data(&greeting(caps), 1));
+        c.push_requests(data(&handshake_response(caps, true), 2));
+        assert!(c.encrypted());
+        c.push_requests(data(b"\x16\x03\x01\x00\x05hello", 3));
+        c.push_responses(data(b"\x16\x03\x03\x00\x05world", 4));
+        let mut out = Vec::new();
+        c.drain(&mut out);
+        assert!(out.is_empty());
+        assert_eq!(c.stats().parse_errors, 0);
+        assert_eq!(c.buffered_bytes(), 0);
+    }
+
+    #[test]
+    fn a_mid_stream_join_syncs_on_the_next_command() {
+        let mut c = Conn::new(Limits::default());
+        // The tail of a long query, then the middle of its result set.
+        c.push_requests(data(b"E id > 10 ORDER BY name LIMIT 500", 1));
+        let rest = resultset(2, 40, false, 0);
+        c.push_responses(data(&rest[100..], 2));
+        c.push_responses(data(&row(30, &["a", "b"]), 3));
+        c.push_responses(data(&eof(31, 0), 4));
+        // Then whole exchanges.
+        c.push_requests(data(&cmd(command::QUERY, b"SELECT 2"), 5));
+        c.push_responses(data(&resultset(1, 1, false, 0), 6));
+        c.push_requests(data(&cmd(command::PING, b""), 7));
+        c.push_responses(data(&ok(1, 0, 0, 2), 8));
+        let mut out = Vec::new();
+        c.drain(&mut out);
+        let got: Vec<_> = out.iter().map(|r| r.req_body.as_str()).collect();
+        assert_eq!(got, ["SELECT 2", ""]);
+        assert_eq!(out[0].resp_body, "Resultset rows = 1");
+    }
+
+    #[test]
+    fn splits_at_every_offset_give_the_same_records() {
+        let mut reqs = Vec::new();
+        let mut resps = Vec::new();
+        for i in 0..6 {
+            reqs.extend(cmd(command::QUERY, format!("SELECT {i}").as_bytes()));
+            resps.extend(resultset(2, i, i % 2 == 0, 0));
+        }
+        reqs.extend(cmd(command::STMT_PREPARE, b"SELECT ?"));
+        reqs.extend(execute(4, &[0], Some(&[8, 0]), &3i64.to_le_bytes()));
+        resps.extend(prepare_ok(4, 1, 1, false));
+        resps.extend(ok(1, 0, 0, 2));
+        let (want, _) = run(&reqs, &resps);
+        assert_eq!(want.len(), 8);
+        assert_eq!(want[7].req_body, "query=[SELECT ?] params=[3]");
+        for cut in 0..resps.len() {
+            let mut c = Conn::new(Limits::default());
+            let (a, b) = reqs.split_at(cut.min(reqs.len()));
+            c.push_requests(data(a, 100));
+            c.push_requests(data(b, 100));
+            let (a, b) = resps.split_at(cut);
+            c.push_responses(data(a, 200));
+            c.push_responses(data(b, 200));
+            let mut got = Vec::new();
+            c.drain(&mut got);
+            assert_eq!(summary(&got), summary(&want), "cut {cut}");
+        }
+    }
+
+    #[test]
+    fn gaps_garbage_and_huge_packets_never_give_wrong_records() {
+        let mut c = Conn::new(Limits {
+            max_buffer: 64,
+            ..Limits::default()
+        });
+        // A row larger than the buffer: skipped unbuffered, counted.
+        c.push_requests(data(&cmd(command::QUERY, b"SELECT big"), 1));
+        let mut resps = pkt(1, &[1]);
+        resps.extend(coldef(2, "x"));
+        resps.extend(eof(3, 0));
+        resps.extend(pkt(4, &[b'y'; 300]));
+        resps.extend(eof(5, 0));
+        for part in resps.chunks(50) {
+            c.push_responses(data(part, 2));
+        }
+        assert!(c.buffered_bytes() <= 64 + 50);
+        // A gap on the server side loses the outcome of the next query.
+        c.push_requests(data(&cmd(command::QUERY, b"SELECT lost"), 4));
+        c.push_responses(Chunk::Gap { len: 9, ts: 5 });
+        c.push_responses(data(b"\x05\0\0\x02garbage", 6));
+        // Garbage from the client: not a command.
+        c.push_requests(data(&pkt(0, b"\x00\x01\x02"), 7));
+        // A request lost in a client gap: its late-processed answer is older than the next
+        // request and goes unmatched.
+        c.push_requests(Chunk::Gap { len: 12, ts: 8 });
+        c.push_requests(data(&cmd(command::QUERY, b"SELECT 2"), 10));
+        c.push_responses(data(&ok(1, 5, 0, 2), 9));
+        c.push_responses(data(&ok(1, 1, 0, 2), 11));
+        let mut out = Vec::new();
+        c.drain(&mut out);
+        let got: Vec<(&str, &str, u64)> = out
+            .iter()
+            .map(|r| (r.req_body.as_str(), r.resp_body.as_str(), r.rows))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("SELECT big", "Resultset rows = 1", 1),
+                ("SELECT 2", "Affected rows = 1, last insert id = 0", 0)
+            ]
+        );
+        assert_eq!(c.stats().unmatched, 2, "{:?}", c.stats());
+    }
+
+    #[test]
+    fn sixteen_mib_payloads_continue_in_the_next_packet() {
+        let mut c = Conn::new(Limits {
+            max_text: 16,
+            ..Limits::default()
+        });
+        // Both directions synchronise on a first small exchange.
+        c.push_requests(data(&cmd(command::PING, b""), 1));
+        c.push_responses(data(&ok(1, 0, 0, 2), 2));
+        let mut q = vec![command::QUERY];
+        q.extend(std::iter::repeat_n(b'a', MAX_PACKET - 1));
+        let mut reqs = pkt(0, &q);
+        // The continuation: seq 1, must not be taken for a handshake response or command.
+        reqs.extend(pkt(1, &[b'b'; 40]));
+        reqs.extend(cmd(command::PING, b""));
+        let mut resps = pkt(1, &[1]);
+        resps.extend(coldef(2, "x"));
+        resps.extend(eof(3, 0));
+        let mut big = vec![0xfe];
+        big.extend((MAX_PACKET as u64 + 10).to_le_bytes());
+        big.resize(MAX_PACKET, b'z');
+        resps.extend(pkt(4, &big));
+        // The continuation starts with 0xfe and is short: not a terminator.
+        resps.extend(pkt(5, &[0xfe; 18]));
+        resps.extend(row(6, &["r"]));
+        resps.extend(eof(7, 0));
+        resps.extend(ok(1, 0, 0, 2));
+        for part in reqs.chunks(16 << 10) {
+            c.push_requests(data(part, 1));
+        }
+        for part in resps.chunks(16 << 10) {
+            c.push_responses(data(part, 2));
+            assert!(c.buffered_bytes() <= (1 << 20) + (32 << 10));
+        }
+        let mut out = Vec::new();
+        c.drain(&mut out);
+        let got: Vec<(&str, &str)> = out
+            .iter()
+            .map(|r| (r.req_body.as_str(), r.resp_body.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("", "Affected rows = 0, last insert id = 0"),
+                ("aaaaaaaaaaaaaaaa...", "Resultset rows = 2"),
+                ("", "Affected rows = 0, last insert id = 0")
+            ]
+        );
+        assert_eq!(c.stats().parse_errors, 0);
+    }
+
+    #[test]
+    fn fuzz_one_survives_mutations() {
+        let mut seed = cmd(command::QUERY, b"SELECT 1");
+        seed.extend(cmd(command::STMT_PREPARE, b"SELECT ?"));
+        seed.extend(execute(1, &[0], Some(&[0xfd, 0]), &lenenc_str(b"abc")));
+        seed.push(0xff);
+        seed.extend(resultset(1, 2, false, 0));
+        seed.extend(prepare_ok(1, 1, 1, false));
+        seed.extend(err(1, 1064, "42000", "syntax"));
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..3000 {
+            let mut d = seed.clone();
+            for _ in 0..3 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let i = (x as usize) % d.len();
+                d[i] = (x >> 32) as u8;
+            }
+            fuzz_one(&d);
+        }
+        fuzz_one(&seed);
+    }
 }
