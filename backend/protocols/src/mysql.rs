@@ -104,6 +104,39 @@ fn known_command(b: u8) -> bool {
     (0x01..=0x1f).contains(&b) || b == command::STMT_BULK_EXECUTE
 }
 
+/// Whether `p` (a payload's first bytes) of `len` bytes looks like a command today's clients
+/// send, strictly enough to synchronise on: the fixed lengths, printable text, an execute's
+/// iteration count of 1.
+fn plausible_command(p: &[u8], len: usize) -> bool {
+    let Some((&cmd, body)) = p.split_first() else {
+        return false;
+    };
+    let printable = |b: &[u8]| {
+        !b.is_empty()
+            && b.iter()
+                .take(32)
+                .all(|&c| c >= 0x20 || matches!(c, b'\t' | b'\n' | b'\r'))
+    };
+    match cmd {
+        command::QUIT | command::STATISTICS | 0x0a | 0x0d | command::PING => len == 1,
+        command::RESET_CONNECTION => len == 1,
+        command::QUERY => {
+            // MySQL 8 query attributes: no parameters, one set.
+            printable(body.strip_prefix(&[0, 1]).unwrap_or(body))
+        }
+        command::INIT_DB | 0x05 | 0x06 | command::STMT_PREPARE | command::CHANGE_USER => {
+            printable(body)
+        }
+        command::FIELD_LIST => printable(body) && body.contains(&0),
+        command::STMT_CLOSE | command::STMT_RESET | 0x0c => len == 5,
+        0x1b => len == 3,
+        command::STMT_FETCH => len == 9,
+        command::STMT_SEND_LONG_DATA => len >= 7,
+        command::STMT_EXECUTE => len >= 10 && body.get(5..9) == Some(&[1, 0, 0, 0]),
+        _ => false,
+    }
+}
+
 const CLIENT_PROTOCOL_41: u32 = 0x200;
 const CLIENT_SSL: u32 = 0x800;
 const CLIENT_DEPRECATE_EOF: u32 = 1 << 24;
@@ -314,7 +347,7 @@ fn whole(bytes: &[u8], client: bool, max: usize) -> bool {
     while at < bytes.len() {
         match frame(&bytes[at..], max, 0) {
             Frame::Packet(seq, p, len, n) if p.len() == len => {
-                if client && seq == 0 && !p.first().is_some_and(|&c| known_command(c)) {
+                if client && seq == 0 && !plausible_command(p, len) {
                     return false;
                 }
                 at += n;
@@ -326,19 +359,42 @@ fn whole(bytes: &[u8], client: bool, max: usize) -> bool {
 }
 
 /// Whether a connection's first bytes start like a conversation: a command or handshake
-/// response from the client, a greeting or the start of a response from the server.
-fn opening(bytes: &[u8], client: bool) -> bool {
-    let Some(h) = bytes.get(..5) else {
-        return false;
-    };
+/// response from the client, a greeting or the start of a response from the server. `None`
+/// if too few bytes to tell.
+fn opening(bytes: &[u8], client: bool) -> Option<bool> {
+    let h = bytes.get(..5)?;
     let len = usize::from(h[0]) | usize::from(h[1]) << 8 | usize::from(h[2]) << 16;
-    match (client, h[3]) {
-        (true, 0) => len >= 1 && known_command(h[4]),
-        (true, 1) => len >= 32,
-        (false, 0) => h[4] == 0x0a,
-        (false, 1) => len >= 1,
-        _ => false,
+    let need = match (client, h[3]) {
+        (true, 0) => 4 + len.min(33),
+        (true, 1) => 36,
+        _ => 5,
+    };
+    if bytes.len() < need {
+        return None;
     }
+    Some(match (client, h[3]) {
+        (true, 0) => plausible_command(&bytes[4..bytes.len().min(4 + len)], len),
+        // A handshake response: protocol 4.1 and the zero filler.
+        (true, 1) => {
+            let caps = bytes
+                .get(4..8)
+                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+            (32..=8192).contains(&len)
+                && caps.is_some_and(|c| c & CLIENT_PROTOCOL_41 != 0)
+                && bytes.get(13..32).is_some_and(|f| f.iter().all(|&b| b == 0))
+        }
+        (false, 0) => h[4] == 0x0a,
+        // The first packet of a response: OK, ERR, LOCAL INFILE, EOF or a column count.
+        (false, 1) => match h[4] {
+            0x00 => (7..=0xffff).contains(&len),
+            0xff => (9..=0xffff).contains(&len),
+            0xfb => (2..=4096).contains(&len),
+            0xfe => len < 9,
+            0xfc => matches!(len, 3 | 4),
+            n => n > 0 && matches!(len, 1 | 2),
+        },
+        _ => false,
+    })
 }
 
 fn text(b: &[u8], max: usize) -> String {
@@ -646,25 +702,34 @@ impl Conn {
                     return;
                 }
                 if dir.broken && dir.fresh {
+                    // The first bytes may wait for a few more; if they and the chunk do not
+                    // open a conversation, the chunk alone may.
                     if dir.buf.is_empty() {
                         dir.start_ts = first_ts;
                     }
                     dir.buf.extend_from_slice(bytes);
-                    if dir.buf.len() < 5 {
-                        return;
+                    let mut verdict = opening(&dir.buf, client);
+                    if verdict != Some(true)
+                        && dir.buf.len() > bytes.len()
+                        && (verdict == Some(false) || opening(bytes, client) == Some(true))
+                    {
+                        dir.buf.clear();
+                        dir.buf.extend_from_slice(bytes);
+                        dir.start_ts = first_ts;
+                        verdict = opening(bytes, client);
                     }
-                    if opening(&dir.buf, client) {
-                        dir.broken = false;
-                        dir.fresh = false;
-                        self.parse(client, first_ts, last_ts);
-                        return;
+                    match verdict {
+                        None => return,
+                        Some(true) => {
+                            dir.broken = false;
+                            dir.fresh = false;
+                            self.parse(client, first_ts, last_ts);
+                            return;
+                        }
+                        Some(false) => {
+                            *dir = Dir::lost();
+                        }
                     }
-                    *dir = Dir::lost();
-                    self.stats.resyncs += 1;
-                    if !client {
-                        self.lost_responses(last_ts);
-                    }
-                    return;
                 }
                 if dir.broken {
                     if !whole(bytes, client, max) {
