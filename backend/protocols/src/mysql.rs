@@ -107,7 +107,7 @@ fn known_command(b: u8) -> bool {
 /// Whether `p` (a payload's first bytes) of `len` bytes looks like a command today's clients
 /// send, strictly enough to synchronise on: the fixed lengths, printable text, an execute's
 /// iteration count of 1.
-fn plausible_command(p: &[u8], len: usize) -> bool {
+pub(crate) fn plausible_command(p: &[u8], len: usize) -> bool {
     let Some((&cmd, body)) = p.split_first() else {
         return false;
     };
