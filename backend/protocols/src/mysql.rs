@@ -15,26 +15,38 @@
 //! text for `COM_STMT_CLOSE`/`RESET`/`SEND_LONG_DATA`, the schema for `COM_INIT_DB`, the
 //! table for `COM_FIELD_LIST`. `status` is Pixie's enum (unknown/none/OK/ERR): commands the
 //! server never answers (`COM_STMT_CLOSE`, `COM_STMT_SEND_LONG_DATA`, `COM_QUIT`) are recorded
-//! at once with status none. `resp_body` is `Resultset rows = N` for result sets (the rows of
+//! with status none in their turn (records come in request order). `resp_body` is `Resultset rows = N` for result sets (the rows of
 //! every result of a multi-result answer, `SERVER_MORE_RESULTS_EXISTS`, summed),
 //! `ERROR 1146 (42S02): Table 'test.nope' doesn't exist` for errors, `Affected rows = N, last
-//! insert id = M` for OK, `Statement id = I, params = P, columns = C` for a prepare.
+//! insert id = M` for OK, `Statement id = I, params = P, columns = C` for a prepare, the text
+//! of other answers (`COM_STATISTICS`) with status unknown unless they are OK.
 //!
 //! The handshake (greeting, handshake response, auth switch and more-data, the final OK) yields
 //! no record; the capabilities it negotiates tell whether result sets end with EOF or OK
 //! (`CLIENT_DEPRECATE_EOF`). Without the handshake both are accepted: an intermediate EOF is
 //! exactly 5 bytes, an OK terminator at least 7. An SSLRequest (a 32-byte handshake response
-//! with `CLIENT_SSL`) ends parsing: what follows is TLS.
+//! with `CLIENT_SSL`) ends parsing: what follows is TLS; so does negotiated compression
+//! (`CLIENT_COMPRESS`), whose packets are not parsed.
 //!
 //! Framing and resynchronisation: a packet is a 3-byte little-endian length and a sequence id;
-//! payloads of 16 MiB - 1 continue in the next packet. Every direction starts unsynchronised
-//! (a connection may be joined mid-stream) and after a gap or garbage drops its buffer and
-//! waits for a chunk made of whole packets (client packets of sequence 0 must carry a known
-//! command byte). A response must start with sequence 1, after its request's first byte, and
-//! continue with consecutive ids; anything else is stray or breaks sync. Server bytes dropped
-//! while resynchronising also drop the requests sent before them, whose outcomes may be gone.
-//! Rows are counted packet by packet; packets larger than the buffer are skipped unbuffered
-//! after their first bytes.
+//! payloads of 16 MiB - 1 continue in the next packet. A connection may be joined mid-stream,
+//! so a direction starts unsynchronised: its first bytes must open a conversation (a client
+//! command that looks the part: fixed lengths, printable SQL, an execute's iteration count of
+//! 1; or a handshake response; a greeting or a response's first packet from the server).
+//! After a gap or garbage a direction drops its buffer and waits for a chunk made of whole
+//! packets (client commands again plausible). A response must start with sequence id 1, no
+//! earlier than its request's first byte (an answer older than the request belongs to one lost
+//! in a gap), and continue with consecutive ids (wrapping); anything else is stray or breaks
+//! sync. Server bytes dropped while resynchronising also drop the requests sent before them,
+//! whose outcomes may be gone. Requests queue in order (pipelined commands pair FIFO);
+//! statement commands render when their turn comes, so an execute sent before its prepare's
+//! answer was parsed still finds the statement. Rows are counted packet by packet; packets
+//! larger than the buffer are handled from their first bytes and the rest skipped unbuffered.
+//!
+//! Not handled: MySQL 8's optional result-set metadata (`CLIENT_OPTIONAL_RESULTSET_METADATA`)
+//! and query attributes other than none, MariaDB's bulk execute parameters (recorded without
+//! them), compressed connections (above; joined mid-stream, their packets rarely look
+//! plausible and are then dropped as garbage).
 
 use std::collections::{HashMap, VecDeque};
 
@@ -127,7 +139,10 @@ pub(crate) fn plausible_command(p: &[u8], len: usize) -> bool {
         command::INIT_DB | 0x05 | 0x06 | command::STMT_PREPARE | command::CHANGE_USER => {
             printable(body)
         }
-        command::FIELD_LIST => printable(body) && body.contains(&0),
+        command::FIELD_LIST => body
+            .iter()
+            .position(|&b| b == 0)
+            .is_some_and(|i| printable(&body[..i])),
         command::STMT_CLOSE | command::STMT_RESET | 0x0c => len == 5,
         0x1b => len == 3,
         command::STMT_FETCH => len == 9,
@@ -139,9 +154,12 @@ pub(crate) fn plausible_command(p: &[u8], len: usize) -> bool {
 
 const CLIENT_PROTOCOL_41: u32 = 0x200;
 const CLIENT_SSL: u32 = 0x800;
+const CLIENT_COMPRESS: u32 = 0x20;
 const CLIENT_DEPRECATE_EOF: u32 = 1 << 24;
 const CLIENT_QUERY_ATTRIBUTES: u32 = 1 << 27;
 const SERVER_MORE_RESULTS_EXISTS: u16 = 0x0008;
+/// An execute opened a cursor: its rows come with `COM_STMT_FETCH`.
+const SERVER_STATUS_CURSOR_EXISTS: u16 = 0x0040;
 /// A payload this long continues in the next packet.
 const MAX_PACKET: usize = 0xff_ffff;
 
@@ -315,6 +333,8 @@ pub struct Conn {
     /// Whether result sets end with OK instead of EOF, once known.
     deprecate_eof: Option<bool>,
     encrypted: bool,
+    /// Compression negotiated: nothing more is parsed.
+    compressed: bool,
     out: Vec<Record>,
     stats: Stats,
 }
@@ -391,6 +411,8 @@ fn opening(bytes: &[u8], client: bool) -> Option<bool> {
             0xfb => (2..=4096).contains(&len),
             0xfe => len < 9,
             0xfc => matches!(len, 3 | 4),
+            // A column definition (`COM_FIELD_LIST`): catalog "def".
+            0x03 if bytes.get(5..8) == Some(b"def") => len > 20,
             n => n > 0 && matches!(len, 1 | 2),
         },
         _ => false,
@@ -625,6 +647,7 @@ impl Conn {
             client_caps: None,
             deprecate_eof: None,
             encrypted: false,
+            compressed: false,
             out: Vec::new(),
             stats: Stats::default(),
         }
@@ -666,6 +689,11 @@ impl Conn {
         self.encrypted
     }
 
+    /// Whether the connection negotiated compression (nothing more is parsed).
+    pub fn compressed(&self) -> bool {
+        self.compressed
+    }
+
     fn dir(&mut self, client: bool) -> &mut Dir {
         if client {
             &mut self.req
@@ -675,7 +703,7 @@ impl Conn {
     }
 
     fn push(&mut self, chunk: Chunk<'_>, client: bool) {
-        if self.encrypted {
+        if self.encrypted || self.compressed {
             return;
         }
         match chunk {
@@ -852,11 +880,11 @@ impl Conn {
                 broke = true;
                 break;
             }
-            if self.encrypted {
+            if self.encrypted || self.compressed {
                 break;
             }
         }
-        let encrypted = self.encrypted;
+        let encrypted = self.encrypted || self.compressed;
         let dir = self.dir(client);
         if broke || encrypted {
             *dir = Dir::lost();
@@ -906,7 +934,7 @@ impl Conn {
             rows: 0,
             affected: 0,
             insert_id: 0,
-            resultset: false,
+            resultset: cmd == command::STMT_FETCH,
             sql,
             prepared: None,
             raw,
@@ -981,6 +1009,7 @@ impl Conn {
             command::STMT_EXECUTE
             | command::STMT_CLOSE
             | command::STMT_RESET
+            | command::STMT_FETCH
             | command::STMT_SEND_LONG_DATA => {
                 let raw = if body.len() >= 4 {
                     body.to_vec()
@@ -1031,6 +1060,8 @@ impl Conn {
         self.client_caps = Some(caps);
         let negotiated = caps & self.server_caps.unwrap_or(u32::MAX);
         self.deprecate_eof = Some(negotiated & CLIENT_DEPRECATE_EOF != 0);
+        // NB: compression starts after the handshake's final OK, which is not needed.
+        self.compressed = negotiated & CLIENT_COMPRESS != 0;
     }
 
     /// A server greeting (protocol 10): its capabilities.
@@ -1287,6 +1318,9 @@ impl Conn {
                     h.state = Resp::Rows;
                     if is_eof(p) {
                         self.deprecate_eof.get_or_insert(false);
+                        if terminator_flags(p) & SERVER_STATUS_CURSOR_EXISTS != 0 {
+                            self.finish_ok(end_ts);
+                        }
                         return;
                     }
                     self.deprecate_eof.get_or_insert(true);
@@ -1806,6 +1840,59 @@ mod tests {
     }
 
     #[test]
+    fn field_list_statistics_cursors_and_fetches() {
+        let mut reqs = cmd(command::FIELD_LIST, b"items\0");
+        reqs.extend(cmd(command::STATISTICS, b""));
+        reqs.extend(cmd(command::STMT_PREPARE, b"SELECT a FROM t"));
+        // Execute with a read-only cursor, then fetch 10 rows.
+        let mut exec = 3u32.to_le_bytes().to_vec();
+        exec.extend_from_slice(&[1, 1, 0, 0, 0]);
+        reqs.extend(cmd(command::STMT_EXECUTE, &exec));
+        let mut fetch = 3u32.to_le_bytes().to_vec();
+        fetch.extend_from_slice(&10u32.to_le_bytes());
+        reqs.extend(cmd(command::STMT_FETCH, &fetch));
+        let mut resps = coldef(1, "id");
+        resps.extend(coldef(2, "name"));
+        resps.extend(eof(3, 2));
+        resps.extend(pkt(1, b"Uptime: 12  Threads: 1"));
+        resps.extend(prepare_ok(3, 1, 0, false));
+        resps.extend(pkt(1, &[1]));
+        resps.extend(coldef(2, "a"));
+        resps.extend(eof(3, 2 | SERVER_STATUS_CURSOR_EXISTS));
+        resps.extend(pkt(1, &[0, 0, 1, b'x']));
+        resps.extend(pkt(2, &[0, 0, 1, b'y']));
+        resps.extend(eof(3, 2 | 0x80));
+        let (r, st) = run(&reqs, &resps);
+        let got: Vec<_> = r
+            .iter()
+            .map(|r| (r.cmd, r.req_body.as_str(), r.resp_body.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    command::FIELD_LIST,
+                    "items",
+                    "Affected rows = 0, last insert id = 0"
+                ),
+                (command::STATISTICS, "", "Uptime: 12  Threads: 1"),
+                (
+                    command::STMT_PREPARE,
+                    "SELECT a FROM t",
+                    "Statement id = 3, params = 0, columns = 1"
+                ),
+                (
+                    command::STMT_EXECUTE,
+                    "query=[SELECT a FROM t] params=[]",
+                    "Resultset rows = 0"
+                ),
+                (command::STMT_FETCH, "SELECT a FROM t", "Resultset rows = 2"),
+            ]
+        );
+        assert_eq!((st.parse_errors, st.unmatched), (0, 0), "{st:?}");
+    }
+
+    #[test]
     fn ssl_request_stops_parsing() {
         let caps = CLIENT_PROTOCOL_41 | CLIENT_SSL;
         let mut c = Conn::new(Limits::default());
@@ -1819,6 +1906,17 @@ mod tests {
         assert!(out.is_empty());
         assert_eq!(c.stats().parse_errors, 0);
         assert_eq!(c.buffered_bytes(), 0);
+
+        // Compression negotiated: likewise.
+        let caps = CLIENT_PROTOCOL_41 | CLIENT_COMPRESS;
+        let mut c = Conn::new(Limits::default());
+        c.push_responses(data(&greeting(caps), 1));
+        c.push_requests(data(&handshake_response(caps, false), 2));
+        c.push_responses(data(&ok(2, 0, 0, 2), 3));
+        c.push_requests(data(b"\x0d\0\0\0\0\0\0\x09\0\0\0\x03SELECT 1", 4));
+        assert!(c.compressed() && !c.encrypted());
+        c.drain(&mut out);
+        assert!(out.is_empty());
     }
 
     #[test]
