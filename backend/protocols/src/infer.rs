@@ -10,6 +10,7 @@ const RECOGNISERS: &[(Protocol, Recogniser)] = &[
     (Protocol::Http1, http1),
     (Protocol::Redis, redis),
     (Protocol::Pgsql, pgsql),
+    (Protocol::Mysql, mysql),
 ];
 
 /// The protocol and message kind `buf` (the start of a message) looks like, if any.
@@ -87,6 +88,40 @@ fn pgsql(buf: &[u8]) -> Option<MessageKind> {
     ok.then_some(MessageKind::Request)
 }
 
+/// A MySQL client's command (sequence 0: `COM_QUERY`/`COM_STMT_PREPARE`/`COM_INIT_DB` with
+/// text starting like SQL, `COM_STMT_EXECUTE` with its iteration count of 1) or a server
+/// greeting (sequence 0, protocol 10, a version). After PostgreSQL: a PG simple query whose
+/// length byte is `0x16` also reads as an 81-byte `COM_STMT_PREPARE`.
+fn mysql(buf: &[u8]) -> Option<MessageKind> {
+    let h = buf.get(..5)?;
+    let len = usize::from(h[0]) | usize::from(h[1]) << 8 | usize::from(h[2]) << 16;
+    if h[3] != 0 {
+        return None;
+    }
+    if h[4] == 0x0a {
+        let ok = (16..=1024).contains(&len) && buf.get(5).is_some_and(u8::is_ascii_digit);
+        return ok.then_some(MessageKind::Response);
+    }
+    let payload = buf.get(4..buf.len().min(4 + len))?;
+    let ok = match h[4] {
+        0x02 | 0x03 | 0x16 => {
+            let text = &payload[1..];
+            let text = if h[4] == 0x03 {
+                text.strip_prefix(&[0, 1]).unwrap_or(text)
+            } else {
+                text
+            };
+            len >= 3
+                && text.first().is_some_and(|c| {
+                    c.is_ascii_alphabetic() || c.is_ascii_whitespace() || matches!(c, b'(' | b'/')
+                })
+        }
+        0x17 => true,
+        _ => false,
+    };
+    (ok && crate::mysql::plausible_command(payload, len)).then_some(MessageKind::Request)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,5 +162,49 @@ mod tests {
         assert_eq!(infer(b"PRI * HTTP/2.0\r\n"), None, "HTTP/2 preface");
         assert_eq!(infer(b""), None);
         assert_eq!(infer(b"GE"), None);
+    }
+
+    #[test]
+    fn recognises_mysql_commands_and_greetings_without_stealing_others() {
+        let q = Some((Protocol::Mysql, MessageKind::Request));
+        assert_eq!(infer(b"\x09\0\0\0\x03SELECT 1"), q);
+        assert_eq!(infer(b"\x0b\0\0\0\x03select 1;\n"), q);
+        assert_eq!(infer(b"\x0a\0\0\0\x16SELECT ?"), q, "prepare");
+        assert_eq!(infer(b"\x05\0\0\0\x02test"), q, "init db");
+        assert_eq!(
+            infer(b"\x0b\0\0\0\x03\0\x01SELECT 1"),
+            q,
+            "query attributes"
+        );
+        let exec = b"\x0e\0\0\0\x17\x01\0\0\0\0\x01\0\0\0\0\x01\x08\0";
+        assert_eq!(infer(exec), q);
+        assert_eq!(
+            infer(b"\x64\0\0\0\x0a5.5.5-10.11.19-MariaDB\0"),
+            Some((Protocol::Mysql, MessageKind::Response))
+        );
+        // Not commands: a continuation or auth packet, an execute with a bad iteration count,
+        // binary where SQL should be, the middle of a stream.
+        assert_eq!(infer(b"\x09\0\0\x01\x03SELECT 1"), None);
+        assert_eq!(
+            infer(b"\x0e\0\0\0\x17\x01\0\0\0\0\x07\0\0\0\0\x01\x08\0"),
+            None
+        );
+        assert_eq!(infer(b"\x09\0\0\0\x03\x01\x02\x03\x04"), None);
+        assert_eq!(infer(b"\x05\0\0\0\x0e"), None, "ping: too little to tell");
+        assert_eq!(infer(b"E id > 10 ORDER BY name"), None);
+        // The other protocols keep their traffic.
+        let pg = Some((Protocol::Pgsql, MessageKind::Request));
+        assert_eq!(infer(b"Q\0\0\0\x16SELECT 1 FROM t AS x;\0"), pg);
+        assert_eq!(infer(b"Q\0\0\0\x0dSELECT 1;\0"), pg);
+        assert_eq!(infer(b"\0\0\0\x08\x04\xd2\x16\x2f"), pg);
+        assert_eq!(
+            infer(b"*2\r\n$3\r\nGET\r\n"),
+            Some((Protocol::Redis, MessageKind::Request))
+        );
+        assert_eq!(
+            infer(b"GET / HTTP/1.1\r\n"),
+            Some((Protocol::Http1, MessageKind::Request))
+        );
+        assert_eq!(infer(b"\x16\x03\x01\x00\x03\x01\x00\x00"), None, "TLS");
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod http1;
 pub mod infer;
+pub mod mysql;
 pub mod pgsql;
 pub mod redis;
 
@@ -39,6 +40,8 @@ pub enum Protocol {
     Redis,
     /// PostgreSQL (frontend/backend protocol 3.0).
     Pgsql,
+    /// MySQL and MariaDB (client/server protocol 4.1).
+    Mysql,
 }
 
 /// Which side of an exchange a message is.
