@@ -3,6 +3,7 @@
 //! request/response records. No I/O, no async, bounded memory per connection.
 #![forbid(unsafe_code)]
 
+pub mod dns;
 pub mod http1;
 pub mod infer;
 pub mod pgsql;
@@ -39,6 +40,8 @@ pub enum Protocol {
     Redis,
     /// PostgreSQL (frontend/backend protocol 3.0).
     Pgsql,
+    /// DNS over UDP or TCP.
+    Dns,
 }
 
 /// Which side of an exchange a message is.
