@@ -41,6 +41,7 @@
 //! garbage a direction drops its buffer and waits for a chunk that starts with a plausible
 //! length prefix and header; on UDP every datagram stands alone.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 
@@ -522,7 +523,7 @@ fn decode(bytes: &[u8], limits: &Limits) -> Option<Msg> {
                 u16::from(q.query_class()),
             ));
             query_name.clone_from(&name);
-            query_type.clone_from(&ty);
+            query_type = ty.clone().into_owned();
         }
         if h.qr {
             continue;
@@ -592,8 +593,13 @@ fn answer_json(out: &mut String, rr: &Rr<RData>, max: usize) {
         json_str(out, value);
     };
     match &rr.data {
-        RData::A(a) => field(out, "addr", &a.0.to_string()),
-        RData::AAAA(a) => field(out, "addr", &a.0.to_string()),
+        // NB: addresses print no characters JSON escapes.
+        RData::A(a) => {
+            let _ = write!(out, ",\"addr\":\"{}\"", a.0);
+        }
+        RData::AAAA(a) => {
+            let _ = write!(out, ",\"addr\":\"{}\"", a.0);
+        }
         RData::CNAME(n) => field(out, "cname", &name_text(&n.0, max)),
         RData::NS(n) => field(out, "ns", &name_text(&n.0, max)),
         RData::PTR(n) => field(out, "ptr", &name_text(&n.0, max)),
@@ -603,7 +609,11 @@ fn answer_json(out: &mut String, rr: &Rr<RData>, max: usize) {
         }
         RData::TXT(txt) => {
             let joined: Vec<u8> = txt.txt_data.iter().flatten().copied().collect();
-            field(out, "txt", &cut(&String::from_utf8_lossy(&joined), max));
+            field(
+                out,
+                "txt",
+                &cut(String::from_utf8_lossy(&joined).into_owned(), max),
+            );
         }
         RData::SRV(srv) => {
             let _ = write!(
@@ -620,7 +630,7 @@ fn answer_json(out: &mut String, rr: &Rr<RData>, max: usize) {
         }
         // Empty rdata (RFC 2136 prerequisites): nothing to show.
         RData::Update0(_) => {}
-        other => field(out, "data", &cut(&other.to_string(), max)),
+        other => field(out, "data", &cut(other.to_string(), max)),
     }
     out.push('}');
 }
@@ -634,22 +644,26 @@ fn name_text(n: &Name, max: usize) -> String {
     if s.ends_with('.') {
         s.pop();
     }
-    cut(&s, max)
+    cut(s, max)
 }
 
-fn type_name(t: RecordType) -> String {
+fn type_name(t: RecordType) -> Cow<'static, str> {
     match t {
-        RecordType::Unknown(n) => format!("TYPE{n}"),
-        t => t.to_string(),
+        RecordType::Unknown(n) => format!("TYPE{n}").into(),
+        t => Cow::Borrowed(t.into()),
     }
 }
 
 /// `s`, cut at `max` characters with `...`.
-fn cut(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => format!("{}...", &s[..i]),
-        None => s.to_owned(),
+fn cut(mut s: String, max: usize) -> String {
+    // NB: no more bytes than `max` means no more characters: skip the count.
+    if s.len() > max
+        && let Some((i, _)) = s.char_indices().nth(max)
+    {
+        s.truncate(i);
+        s.push_str("...");
     }
+    s
 }
 
 /// `s` as a JSON string.
