@@ -13,6 +13,10 @@
 //! - TCP framing (2-byte length prefixes, reassembled across chunks) and resynchronisation;
 //! - stitching, expiry and rendering.
 //!
+//! Without its `std` feature (which would pull in rand with the OS RNG and url's std), hickory
+//! reaches `once_cell` through `critical-section`, whose implementation the final binary must
+//! link: this crate depends on `critical-section` with its `std` feature for that alone.
+//!
 //! Rendering, after Pixie's `dns_events` (`protocols/dns/stitcher.cc`):
 //! - `req_header`/`resp_header`: `{"txid":…,"qr":…,"opcode":…,"aa":…,"tc":…,"rd":…,"ra":…,
 //!   "ad":…,"cd":…,"rcode":…,"num_queries":…,"num_answers":…,"num_auth":…,"num_addl":…}`, the
