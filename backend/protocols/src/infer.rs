@@ -11,6 +11,7 @@ const RECOGNISERS: &[(Protocol, Recogniser)] = &[
     (Protocol::Redis, redis),
     (Protocol::Pgsql, pgsql),
     (Protocol::Mysql, mysql),
+    (Protocol::Dns, dns),
 ];
 
 /// The protocol and message kind `buf` (the start of a message) looks like, if any.
@@ -122,6 +123,15 @@ fn mysql(buf: &[u8]) -> Option<MessageKind> {
     (ok && crate::mysql::plausible_command(payload, len)).then_some(MessageKind::Request)
 }
 
+/// A plain DNS query (see `dns::is_plain_query`): a whole UDP datagram, or a TCP message whose
+/// 2-byte length prefix is exactly the rest of `buf`. Responses are not recognised.
+fn dns(buf: &[u8]) -> Option<MessageKind> {
+    let tcp = buf.len() > 2
+        && usize::from(u16::from_be_bytes([buf[0], buf[1]])) == buf.len() - 2
+        && crate::dns::is_plain_query(&buf[2..]);
+    (tcp || crate::dns::is_plain_query(buf)).then_some(MessageKind::Request)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,5 +216,66 @@ mod tests {
             Some((Protocol::Http1, MessageKind::Request))
         );
         assert_eq!(infer(b"\x16\x03\x01\x00\x03\x01\x00\x00"), None, "TLS");
+    }
+
+    /// `dig example.com` (EDNS with a cookie) and a bare query, as datagram and TCP message.
+    const DIG_QUERY: &[u8] = b"\x68\x13\x01\x20\x00\x01\x00\x00\x00\x00\x00\x01\x07example\x03com\x00\x00\x01\x00\x01\x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x0c\x00\x0a\x00\x08\xb2\xe1\xbc\xa7\x73\x64\x4b\xb3";
+    const BARE_QUERY: &[u8] = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x04_srv\x04corp\x04test\x00\x00\x21\x00\x01";
+
+    #[test]
+    fn recognises_dns_queries_over_udp_and_tcp_strictly() {
+        let q = Some((Protocol::Dns, MessageKind::Request));
+        assert_eq!(infer(DIG_QUERY), q);
+        assert_eq!(infer(BARE_QUERY), q);
+        let mut tcp = (DIG_QUERY.len() as u16).to_be_bytes().to_vec();
+        tcp.extend_from_slice(DIG_QUERY);
+        assert_eq!(infer(&tcp), q);
+        // A wrong length prefix, a truncated or extended datagram.
+        tcp[1] += 1;
+        assert_eq!(infer(&tcp), None);
+        assert_eq!(infer(&DIG_QUERY[..DIG_QUERY.len() - 12]), None);
+        assert_eq!(infer(&[BARE_QUERY, b"x"].concat()), None);
+        // A response, two questions, an answer count, a compressed or odd name, class 0.
+        let with = |i: usize, b: u8| {
+            let mut v = BARE_QUERY.to_vec();
+            v[i] = b;
+            v
+        };
+        for (i, b) in [
+            (2, 0x81),
+            (3, 0x80),
+            (5, 2),
+            (7, 1),
+            (12, 0xc0),
+            (14, b'.'),
+            (29, 0),
+            (31, 0),
+        ] {
+            assert_eq!(infer(&with(i, b)), None, "byte {i} = {b:#x}");
+        }
+        // AD and CD may be set in queries (dig sets AD).
+        assert_eq!(infer(&with(3, 0x30)), q);
+        assert_eq!(infer(&with(2, 0x00)), q, "RD clear");
+    }
+
+    #[test]
+    fn dns_does_not_take_other_protocols_bytes() {
+        for other in [
+            &b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"[..],
+            b"*1\r\n$4\r\nPING\r\n",
+            b"+OK\r\n",
+            b"\0\0\0\x08\x04\xd2\x16\x2f",
+            b"\0\0\0\x28\0\x03\0\0user\0postgres\0database\0x\0\0",
+            b"Q\0\0\0\x0dSELECT 1;\0",
+            // MySQL COM_QUERY and server greeting.
+            b"\x09\0\0\0\x03SELECT 1",
+            b"\x4a\0\0\0\x0a8.0.36\0\x08\0\0\0abcdefgh\0\xff\xf7",
+            b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03",
+        ] {
+            let got = infer(other).map(|(p, _)| p);
+            assert_ne!(got, Some(Protocol::Dns), "{other:?}");
+        }
+        assert_eq!(infer(b"\0\x01\x02"), None);
+        assert_eq!(infer(&[0; 12]), None);
     }
 }

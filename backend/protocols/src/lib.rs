@@ -3,6 +3,7 @@
 //! request/response records. No I/O, no async, bounded memory per connection.
 #![forbid(unsafe_code)]
 
+pub mod dns;
 pub mod http1;
 pub mod infer;
 pub mod mysql;
@@ -42,6 +43,8 @@ pub enum Protocol {
     Pgsql,
     /// MySQL and MariaDB (client/server protocol 4.1).
     Mysql,
+    /// DNS over UDP or TCP.
+    Dns,
 }
 
 /// Which side of an exchange a message is.

@@ -162,3 +162,34 @@ fn pgsql_fuzz_one_survives_mutated_traffic_and_noise() {
         let _ = pxtop_protocols::pgsql::fuzz_one(&data);
     }
 }
+
+/// The DNS target's body over mutated real traffic (UDP and TCP) and noise: no panic,
+/// bounded buffers and pending queries (asserted inside `fuzz_one`).
+#[test]
+fn dns_fuzz_one_survives_mutated_traffic_and_noise() {
+    let udp_q: &[u8] = include_bytes!("fixtures/dns/udp.req");
+    let udp_r: &[u8] = include_bytes!("fixtures/dns/udp.resp");
+    let tcp_q: &[u8] = include_bytes!("fixtures/dns/tcp.req");
+    let tcp_r: &[u8] = include_bytes!("fixtures/dns/tcp.resp");
+    // Mode byte (even: UDP, odd: TCP), then a query and its reply; the UDP fixtures carry
+    // 2-byte lengths, dropped here to get datagrams.
+    let seeds: [Vec<u8>; 2] = [
+        [&[0u8][..], &udp_q[2..57], &[0xff], &udp_r[2..61]].concat(),
+        [&[1u8][..], tcp_q, &[0xff], tcp_r].concat(),
+    ];
+    assert_eq!(pxtop_protocols::dns::fuzz_one(&seeds[0]).records, 1);
+    let mut rng = Rng(0x1405_7b7e_f767_814f);
+    for round in 0..5000 {
+        let data: Vec<u8> = if round % 4 == 3 {
+            (0..rng.below(512)).map(|_| rng.next() as u8).collect()
+        } else {
+            let mut d = seeds[round % 2].clone();
+            for _ in 0..1 + rng.below(6) {
+                let i = 1 + rng.below(d.len() - 1);
+                d[i] = rng.next() as u8;
+            }
+            d
+        };
+        let _ = pxtop_protocols::dns::fuzz_one(&data);
+    }
+}
