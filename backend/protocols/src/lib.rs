@@ -3,6 +3,7 @@
 //! request/response records. No I/O, no async, bounded memory per connection.
 #![forbid(unsafe_code)]
 
+pub mod cql;
 pub mod http1;
 pub mod infer;
 pub mod pgsql;
@@ -39,6 +40,8 @@ pub enum Protocol {
     Redis,
     /// PostgreSQL (frontend/backend protocol 3.0).
     Pgsql,
+    /// Cassandra CQL native protocol (v3, v4, v5).
+    Cql,
 }
 
 /// Which side of an exchange a message is.
