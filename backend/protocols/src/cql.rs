@@ -220,6 +220,8 @@ struct Pending {
     exec: Option<(Vec<u8>, String)>,
     /// The text of a PREPARE, remembered against the id its result returns.
     prepare: Option<String>,
+    /// Prepared ids of a BATCH not known yet (rendered as `"id":"HEX"`).
+    batch_ids: Vec<Vec<u8>>,
 }
 
 /// One connection's CQL state.
@@ -985,6 +987,7 @@ impl Conn {
             start_ts,
             exec: None,
             prepare: None,
+            batch_ids: Vec::new(),
         };
         if h.flags & 0x01 != 0 && !body.is_empty() {
             self.stats.compressed += 1;
@@ -1082,7 +1085,12 @@ impl Conn {
                         let id = c.short_bytes()?;
                         match self.prepared.get(id) {
                             Some(t) => format!("\"query\":{}", json_str(t)),
-                            None => format!("\"id\":\"{}\"", hex_upper(id, 64)),
+                            None => {
+                                if p.batch_ids.len() < 16 {
+                                    p.batch_ids.push(id.to_vec());
+                                }
+                                format!("\"id\":\"{}\"", hex_upper(id, 64))
+                            }
                         }
                     };
                     let values = values_json(c, false, max);
@@ -1192,6 +1200,13 @@ impl Conn {
             && let Some(text) = self.prepared.get(&id)
         {
             p.body = truncate(with_values(text.clone(), &values), max);
+        }
+        for id in std::mem::take(&mut p.batch_ids) {
+            if let Some(text) = self.prepared.get(&id) {
+                let from = format!("\"id\":\"{}\"", hex_upper(&id, 64));
+                let to = format!("\"query\":{}", json_str(text));
+                p.body = truncate(p.body.replace(&from, &to), max);
+            }
         }
         self.out.push(Record {
             req_op: p.op,
