@@ -1260,3 +1260,205 @@ pub fn fuzz_one(data: &[u8]) -> Stats {
     c.close();
     c.stats().clone()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(version: u8, stream: i16, op: u8, body: &[u8]) -> Vec<u8> {
+        let mut v = vec![version, 0];
+        v.extend_from_slice(&stream.to_be_bytes());
+        v.push(op);
+        v.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        v.extend_from_slice(body);
+        v
+    }
+
+    fn query_body(q: &str) -> Vec<u8> {
+        let mut b = (q.len() as u32).to_be_bytes().to_vec();
+        b.extend_from_slice(q.as_bytes());
+        b.extend_from_slice(&1u16.to_be_bytes());
+        b.push(0);
+        b
+    }
+
+    fn req(stream: i16, q: &str) -> Vec<u8> {
+        env(4, stream, req_op::QUERY, &query_body(q))
+    }
+
+    fn void(stream: i16) -> Vec<u8> {
+        env(0x84, stream, resp_op::RESULT, &1i32.to_be_bytes())
+    }
+
+    fn error(stream: i16, code: i32, msg: &str) -> Vec<u8> {
+        let mut b = code.to_be_bytes().to_vec();
+        b.extend_from_slice(&(msg.len() as u16).to_be_bytes());
+        b.extend_from_slice(msg.as_bytes());
+        env(0x84, stream, resp_op::ERROR, &b)
+    }
+
+    fn data(b: &[u8], ts: u64) -> Chunk<'_> {
+        Chunk::Data {
+            bytes: b,
+            first_ts: ts,
+            last_ts: ts + 1,
+        }
+    }
+
+    fn pairs(out: &[Record]) -> Vec<(String, String)> {
+        out.iter()
+            .map(|r| (r.req_body.clone(), r.resp_body.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn crc24_matches_the_drivers() {
+        for b in [&b""[..], b"\x01\x02\x03", b"\xff\xff\x02", b"hello"] {
+            assert_eq!(crc24(b), cassandra_protocol::crc::crc24(b) as u32);
+        }
+    }
+
+    #[test]
+    fn out_of_order_responses_match_by_stream_and_streams_are_reused() {
+        let mut c = Conn::new(Limits::default());
+        let mut reqs = req(1, "SELECT a");
+        reqs.extend(req(2, "SELECT b"));
+        c.push_requests(data(&reqs, 10));
+        let mut resps = error(2, 0x2200, "unconfigured table b");
+        resps.extend(void(1));
+        c.push_responses(data(&resps, 20));
+        c.push_requests(data(&req(1, "SELECT c"), 30));
+        c.push_responses(data(&void(1), 40));
+        c.push_responses(data(&void(7), 50));
+        let mut out = Vec::new();
+        c.drain(&mut out);
+        assert_eq!(
+            pairs(&out),
+            [
+                ("SELECT b".into(), "[8704] unconfigured table b".into()),
+                ("SELECT a".into(), "Response type = VOID".into()),
+                ("SELECT c".into(), "Response type = VOID".into()),
+            ]
+        );
+        assert_eq!(out[0].resp_op, resp_op::ERROR);
+        assert_eq!(out[2].latency_ns(), 11);
+        assert_eq!(out[0].consistency, Some("ONE"));
+        assert_eq!((c.stats().unmatched, c.stats().parse_errors), (1, 0));
+    }
+
+    #[test]
+    fn events_are_pushes_with_zero_latency() {
+        let mut b = Vec::new();
+        for s in ["STATUS_CHANGE", "UP"] {
+            b.extend_from_slice(&(s.len() as u16).to_be_bytes());
+            b.extend_from_slice(s.as_bytes());
+        }
+        b.extend_from_slice(&[4, 10, 0, 0, 7]);
+        b.extend_from_slice(&9042i32.to_be_bytes());
+        let mut c = Conn::new(Limits::default());
+        c.push_responses(data(&env(0x84, -1, resp_op::EVENT, &b), 5));
+        let mut out = Vec::new();
+        c.drain(&mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].resp_body, "STATUS_CHANGE UP 10.0.0.7:9042");
+        assert_eq!((out[0].req_op, out[0].req_body.as_str()), (req_op::REGISTER, "-"));
+        assert_eq!(out[0].latency_ns(), 0);
+        assert_eq!((c.stats().events, c.stats().unmatched), (1, 0));
+    }
+
+    #[test]
+    fn splits_at_every_offset_give_the_same_records() {
+        let mut reqs = Vec::new();
+        let mut resps = Vec::new();
+        for i in 0..8i16 {
+            reqs.extend(req(i, &format!("SELECT {i}")));
+            resps.extend(void(7 - i));
+        }
+        let mut c = Conn::new(Limits::default());
+        c.push_requests(data(&reqs, 1));
+        c.push_responses(data(&resps, 2));
+        let mut want = Vec::new();
+        c.drain(&mut want);
+        assert_eq!(want.len(), 8);
+        for cut in 0..reqs.len().max(resps.len()) {
+            let mut c = Conn::new(Limits::default());
+            let (a, b) = reqs.split_at(cut.min(reqs.len()));
+            c.push_requests(data(a, 1));
+            c.push_requests(data(b, 1));
+            let (a, b) = resps.split_at(cut.min(resps.len()));
+            c.push_responses(data(a, 2));
+            c.push_responses(data(b, 2));
+            let mut got = Vec::new();
+            c.drain(&mut got);
+            assert_eq!(pairs(&got), pairs(&want), "cut {cut}");
+        }
+    }
+
+    #[test]
+    fn gaps_garbage_and_huge_lengths_never_give_wrong_records() {
+        let mut c = Conn::new(Limits::default());
+        c.push_requests(data(&req(1, "SELECT lost"), 1));
+        // The client side loses bytes: outstanding requests go (their stream ids may be reused
+        // in what was lost).
+        c.push_requests(Chunk::Gap { len: 30, ts: 2 });
+        c.push_responses(data(&void(1), 3));
+        // Garbage and an absurd length on both sides.
+        c.push_requests(data(b"\x04\0\0\x01\x07\xff\xff\xff\xffxx", 4));
+        c.push_responses(data(b"HTTP/1.1 200 OK\r\n\r\n", 5));
+        // Mid-envelope bytes after the gap are not taken for a header.
+        let r = req(2, "SELECT ok");
+        c.push_requests(data(&r[3..], 6));
+        c.push_requests(data(&r, 7));
+        c.push_responses(data(&void(2), 8));
+        let mut out = Vec::new();
+        c.drain(&mut out);
+        assert_eq!(
+            pairs(&out),
+            [("SELECT ok".into(), "Response type = VOID".into())]
+        );
+        let s = c.stats();
+        assert_eq!(s.unmatched, 2, "{s:?}");
+        assert!(s.parse_errors >= 1 && s.resyncs >= 3, "{s:?}");
+        assert_eq!(c.buffered_bytes(), 0);
+    }
+
+    #[test]
+    fn pending_requests_are_bounded() {
+        let mut c = Conn::new(Limits {
+            max_pending: 4,
+            ..Limits::default()
+        });
+        for i in 0..10 {
+            c.push_requests(data(&req(i, "SELECT 1"), u64::from(i as u16)));
+        }
+        assert_eq!(c.pending.len(), 4);
+        assert_eq!(c.stats().unmatched, 6);
+        c.push_responses(data(&void(9), 20));
+        let mut out = Vec::new();
+        c.drain(&mut out);
+        assert_eq!(out.len(), 1);
+        c.close();
+        assert_eq!(c.stats().unmatched, 9);
+    }
+
+    #[test]
+    fn fuzz_one_survives_mutations() {
+        let mut seed = env(4, 0, req_op::STARTUP, b"\0\x01\0\x0bCQL_VERSION\0\x053.0.0");
+        seed.extend(req(1, "SELECT 1"));
+        seed.push(0xff);
+        seed.extend(env(0x84, 0, resp_op::READY, b""));
+        seed.extend(void(1));
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..3000 {
+            let mut d = seed.clone();
+            for _ in 0..3 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let i = (x as usize) % d.len();
+                d[i] = (x >> 32) as u8;
+            }
+            fuzz_one(&d);
+        }
+    }
+}
