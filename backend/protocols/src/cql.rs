@@ -722,7 +722,11 @@ impl Conn {
     }
 
     fn dir(&mut self, request: bool) -> &mut Dir {
-        if request { &mut self.req } else { &mut self.resp }
+        if request {
+            &mut self.req
+        } else {
+            &mut self.resp
+        }
     }
 
     fn push(&mut self, chunk: Chunk<'_>, request: bool) {
@@ -1361,7 +1365,10 @@ mod tests {
         c.drain(&mut out);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].resp_body, "STATUS_CHANGE UP 10.0.0.7:9042");
-        assert_eq!((out[0].req_op, out[0].req_body.as_str()), (req_op::REGISTER, "-"));
+        assert_eq!(
+            (out[0].req_op, out[0].req_body.as_str()),
+            (req_op::REGISTER, "-")
+        );
         assert_eq!(out[0].latency_ns(), 0);
         assert_eq!((c.stats().events, c.stats().unmatched), (1, 0));
     }

@@ -170,8 +170,16 @@ mod tests {
             None,
             "query text longer than the body"
         );
-        assert_eq!(infer(b"\x84\0\0\0\x02\0\0\0\0"), None, "READY is a response");
-        assert_eq!(infer(b"\x04\0\0\0\x05\0\0\0\x01"), None, "OPTIONS with a body");
+        assert_eq!(
+            infer(b"\x84\0\0\0\x02\0\0\0\0"),
+            None,
+            "READY is a response"
+        );
+        assert_eq!(
+            infer(b"\x04\0\0\0\x05\0\0\0\x01"),
+            None,
+            "OPTIONS with a body"
+        );
         assert_eq!(infer(b"\x04\0\0\0\x08\0\0\0\x04"), None, "RESULT opcode");
         assert_eq!(infer(b"\x02\0\0\0\x05\0\0\0\0"), None, "v2");
         assert_eq!(infer(b"\x04\x40\0\0\x05\0\0\0\0"), None, "bad flags");

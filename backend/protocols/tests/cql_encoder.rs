@@ -4,11 +4,7 @@
 //! EVENT answers, in v4 envelopes and in v5 segments (self-contained and split), responses out
 //! of order, fed whole and split at every offset. The `encode`/`Script` helpers are what an
 //! end-to-end test can reuse to drive the same bytes over a socket.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "tests fail loudly"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 
 use std::collections::HashMap;
 
@@ -17,8 +13,10 @@ use cassandra_protocol::{
     consistency::Consistency,
     frame::{
         Direction, Envelope, Flags, Opcode, Serialize, Version,
-        events::{SchemaChange, SchemaChangeOptions, SchemaChangeTarget, SchemaChangeType,
-            ServerEvent, SimpleServerEvent},
+        events::{
+            SchemaChange, SchemaChangeOptions, SchemaChangeTarget, SchemaChangeType, ServerEvent,
+            SimpleServerEvent,
+        },
         frame_encoder::{FrameEncoder, Lz4FrameEncoder, UncompressedFrameEncoder},
         message_batch::{BatchQuery, BatchQuerySubj, BatchType, BodyReqBatch},
         message_error::{ErrorBody, ErrorType},
@@ -174,11 +172,14 @@ fn execute(version: Version, stream: i16, id: &[u8], values: Vec<Value>) -> Vec<
     )
 }
 
+/// What identifies a record: (req_op, req_body, resp_op, resp_body).
+type Key = (u8, String, u8, String);
+
 /// One exchange: request bytes, response bytes (v3-v5 envelopes) and the record expected.
 struct Exchange {
     req: Vec<u8>,
     resp: Vec<u8>,
-    want: (u8, String, u8, String),
+    want: Key,
 }
 
 /// A realistic session for `version`: handshake, schema, queries with values, a prepared
@@ -195,7 +196,10 @@ fn session(version: Version) -> Vec<Exchange> {
             BodyResSupported {
                 data: HashMap::from([
                     ("CQL_VERSION".to_string(), vec!["3.4.7".to_string()]),
-                    ("COMPRESSION".to_string(), vec!["lz4".into(), "snappy".into()]),
+                    (
+                        "COMPRESSION".to_string(),
+                        vec!["lz4".into(), "snappy".into()],
+                    ),
                 ]),
             }
             .serialize_to_vec(v),
@@ -448,7 +452,7 @@ fn segments(envelopes: &[Vec<u8>], pack: bool) -> Vec<u8> {
 
 /// (request stream, response stream, expected records) for `version`; v5 switches to segments
 /// after the handshake. Responses are answered in reverse order within the traffic.
-fn streams(version: Version, pack: bool) -> (Vec<u8>, Vec<u8>, Vec<(u8, String, u8, String)>) {
+fn streams(version: Version, pack: bool) -> (Vec<u8>, Vec<u8>, Vec<Key>) {
     let hs = session(version);
     let tr = traffic(version);
     let mut req = Vec::new();
@@ -513,7 +517,7 @@ fn run(req: &[&[u8]], resp: &[&[u8]]) -> (Vec<Record>, Conn) {
     (out, c)
 }
 
-fn key(r: &[Record]) -> Vec<(u8, String, u8, String)> {
+fn key(r: &[Record]) -> Vec<Key> {
     r.iter()
         .map(|r| (r.req_op, r.req_body.clone(), r.resp_op, r.resp_body.clone()))
         .collect()
@@ -529,7 +533,10 @@ fn encoded_v4_and_v3_sessions_give_pixie_records() {
         let s = c.stats();
         assert_eq!((s.parse_errors, s.unmatched, s.events), (0, 0, 1), "{s:?}");
         assert!(!c.v5_framing());
-        let q = got.iter().find(|r| r.req_body.starts_with("SELECT id")).unwrap();
+        let q = got
+            .iter()
+            .find(|r| r.req_body.starts_with("SELECT id"))
+            .unwrap();
         assert_eq!(q.consistency, Some("LOCAL_QUORUM"));
         assert_eq!(q.version, if v == Version::V4 { 4 } else { 3 });
         assert!(q.latency_ns() > 0);
@@ -553,7 +560,11 @@ fn encoded_v5_segments_self_contained_packed_and_split() {
 
 #[test]
 fn splits_at_every_offset_give_the_same_records() {
-    for (v, pack) in [(Version::V4, false), (Version::V5, false), (Version::V5, true)] {
+    for (v, pack) in [
+        (Version::V4, false),
+        (Version::V5, false),
+        (Version::V5, true),
+    ] {
         let (req, resp, want) = streams(v, pack);
         for cut in (0..resp.len().max(req.len())).step_by(3) {
             let (a, b) = req.split_at(cut.min(req.len()));
@@ -597,7 +608,9 @@ fn lz4_segments_are_counted_never_misparsed() {
     let hs_want: Vec<_> = hs.iter().map(|e| e.want.clone()).collect();
     assert_eq!(key(&got[..2]), hs_want);
     for r in &got[2..] {
-        let w = tr.iter().find(|e| e.want.1 == r.req_body && e.want.3 == r.resp_body);
+        let w = tr
+            .iter()
+            .find(|e| e.want.1 == r.req_body && e.want.3 == r.resp_body);
         assert!(w.is_some(), "a record not in the traffic: {r:?}");
     }
     assert!(c.stats().compressed > 0, "{:?}", c.stats());
@@ -638,7 +651,10 @@ fn v4_compression_flag_gives_marked_records_without_bodies() {
     let (got, c) = run(&[&req], &[&resp]);
     assert_eq!(got.len(), 1);
     assert!(got[0].compressed);
-    assert_eq!((got[0].req_op, got[0].resp_op), (req_op::QUERY, resp_op::RESULT));
+    assert_eq!(
+        (got[0].req_op, got[0].resp_op),
+        (req_op::QUERY, resp_op::RESULT)
+    );
     assert_eq!(c.stats().compressed, 2);
     assert_eq!(c.stats().parse_errors, 0);
 }
@@ -687,7 +703,11 @@ fn huge_row_sets_are_skipped_unbuffered() {
 
 #[test]
 fn gaps_and_mid_stream_join_never_give_wrong_records() {
-    for (v, pack) in [(Version::V4, false), (Version::V5, true), (Version::V5, false)] {
+    for (v, pack) in [
+        (Version::V4, false),
+        (Version::V5, true),
+        (Version::V5, false),
+    ] {
         let (req, resp, want) = streams(v, pack);
         for start in (1..resp.len()).step_by(7) {
             // Join the server side mid-stream, and lose a slice of the client side.
