@@ -12,6 +12,7 @@ const RECOGNISERS: &[(Protocol, Recogniser)] = &[
     (Protocol::Pgsql, pgsql),
     (Protocol::Mysql, mysql),
     (Protocol::Dns, dns),
+    (Protocol::Cql, cql),
 ];
 
 /// The protocol and message kind `buf` (the start of a message) looks like, if any.
@@ -132,6 +133,32 @@ fn dns(buf: &[u8]) -> Option<MessageKind> {
     (tcp || crate::dns::is_plain_query(buf)).then_some(MessageKind::Request)
 }
 
+/// A CQL request envelope header: version 3-5 without the response bit, flags within the
+/// defined ones, a request opcode a client opens with (STARTUP, OPTIONS, QUERY, PREPARE,
+/// EXECUTE, BATCH) and a plausible length (none for OPTIONS, under 10,000 for STARTUP, under
+/// 256 MiB otherwise); a QUERY's or PREPARE's text length must fit the body when visible.
+/// Responses are not recognised: a connection is taken up at its next request.
+fn cql(buf: &[u8]) -> Option<MessageKind> {
+    let h = buf.get(..9)?;
+    if !(3..=5).contains(&h[0]) || h[1] > 0x1f {
+        return None;
+    }
+    let len = u32::from_be_bytes([h[5], h[6], h[7], h[8]]);
+    let ok = match h[4] {
+        0x05 => len == 0,
+        0x01 => (2..10_000).contains(&len),
+        0x07 | 0x09 => {
+            let text = buf
+                .get(9..13)
+                .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+            (4..1 << 28).contains(&len) && text.is_none_or(|t| t <= len - 4)
+        }
+        0x0a | 0x0d => (3..1 << 28).contains(&len),
+        _ => false,
+    };
+    ok.then_some(MessageKind::Request)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,6 +198,36 @@ mod tests {
         assert_eq!(infer(b"\0\0\0\x08\0\0\0\0"), None);
         assert_eq!(infer(b"PRI * HTTP/2.0\r\n"), None, "HTTP/2 preface");
         assert_eq!(infer(b""), None);
+        let cql = Some((Protocol::Cql, MessageKind::Request));
+        assert_eq!(infer(b"\x04\0\0\0\x05\0\0\0\0"), cql, "OPTIONS v4");
+        assert_eq!(
+            infer(b"\x05\0\0\x01\x01\0\0\0\x16\0\x01\0\x0bCQL_VERSION"),
+            cql,
+            "STARTUP v5"
+        );
+        assert_eq!(
+            infer(b"\x04\0\0\x07\x07\0\0\0\x12\0\0\0\x0bSELECT now"),
+            cql,
+            "QUERY"
+        );
+        assert_eq!(
+            infer(b"\x04\0\0\x07\x07\0\0\0\x12\0\0\x10\x0bSELECT now"),
+            None,
+            "query text longer than the body"
+        );
+        assert_eq!(
+            infer(b"\x84\0\0\0\x02\0\0\0\0"),
+            None,
+            "READY is a response"
+        );
+        assert_eq!(
+            infer(b"\x04\0\0\0\x05\0\0\0\x01"),
+            None,
+            "OPTIONS with a body"
+        );
+        assert_eq!(infer(b"\x04\0\0\0\x08\0\0\0\x04"), None, "RESULT opcode");
+        assert_eq!(infer(b"\x02\0\0\0\x05\0\0\0\0"), None, "v2");
+        assert_eq!(infer(b"\x04\x40\0\0\x05\0\0\0\0"), None, "bad flags");
         assert_eq!(infer(b"GE"), None);
     }
 

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod dns;
+pub mod cql;
 pub mod http1;
 pub mod infer;
 pub mod mysql;
@@ -45,6 +46,8 @@ pub enum Protocol {
     Mysql,
     /// DNS over UDP or TCP.
     Dns,
+    /// Cassandra CQL native protocol (v3, v4, v5).
+    Cql,
 }
 
 /// Which side of an exchange a message is.

@@ -193,3 +193,26 @@ fn dns_fuzz_one_survives_mutated_traffic_and_noise() {
         let _ = pxtop_protocols::dns::fuzz_one(&data);
     }
 }
+
+/// The CQL target's body over mutated v4 and v5 traffic and noise: no panic, bounded buffers
+/// (`fuzz_one` asserts the bound).
+#[test]
+fn cql_fuzz_one_survives_mutated_traffic_and_noise() {
+    // OPTIONS/STARTUP in v5 envelopes, then a QUERY in a v5 segment; SUPPORTED/READY, then a
+    // VOID result in a segment; a v4 QUERY/ERROR pair with a pushed EVENT.
+    let seed: &[u8] = b"\x05\0\0\0\x05\0\0\0\0\x05\0\0\x01\x01\0\0\0\x16\0\x01\0\x0bCQL_VERSION\0\x053.0.0\x1c\0\x02\x9e\x1a\x05\x05\0\0\x02\x07\0\0\0\x13\0\0\0\x08SELECT 1\0\x01\0\0\0\0\0\0\0\0\xff\x85\0\0\0\x06\0\0\0\x02\0\0\x85\0\0\x01\x02\0\0\0\0\xff\x04\0\0\x03\x07\0\0\0\x0f\0\0\0\x08SELECT 2\0\x01\0\xff\x84\0\0\x03\0\0\0\0\x0a\0\0\x22\0\0\x04oops\x84\0\xff\xff\x0c\0\0\0\x04\0\0\0\0";
+    let mut rng = Rng(0x1405_7b7e_f767_814f);
+    for round in 0..5000 {
+        let data: Vec<u8> = if round % 4 == 3 {
+            (0..rng.below(512)).map(|_| rng.next() as u8).collect()
+        } else {
+            let mut d = seed.to_vec();
+            for _ in 0..1 + rng.below(6) {
+                let i = rng.below(d.len());
+                d[i] = rng.next() as u8;
+            }
+            d
+        };
+        let _ = pxtop_protocols::cql::fuzz_one(&data);
+    }
+}
