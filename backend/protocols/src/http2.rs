@@ -222,7 +222,7 @@ fn plausible(h: &FrameHead, strict: bool) -> bool {
         HEADERS => on_stream && flags_ok(END_STREAM | END_HEADERS | PADDED | PRIORITY_FLAG),
         PRIORITY => on_stream && h.len == 5,
         RST_STREAM => on_stream && h.len == 4,
-        SETTINGS => !on_stream && h.len % 6 == 0 && flags_ok(ACK),
+        SETTINGS => !on_stream && h.len.is_multiple_of(6) && flags_ok(ACK),
         PUSH_PROMISE => on_stream && h.len >= 4 && flags_ok(END_HEADERS | PADDED),
         PING => !on_stream && h.len == 8 && flags_ok(ACK),
         GOAWAY => !on_stream && h.len >= 8,

@@ -3,11 +3,7 @@
 //! one connection, and curl 7.88 (`--http2-prior-knowledge`) against nginx 1.22 over h2c: a GET
 //! with a body, a JSON POST and a 404. Fed whole, byte by byte and split at every offset, each
 //! must give the same records.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "tests fail loudly"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 
 use pxtop_protocols::{
     Chunk,
