@@ -34,7 +34,10 @@ fn grpc(msg: &[u8]) -> Vec<u8> {
     v
 }
 
-fn mix() -> (Vec<u8>, Vec<u8>, usize) {
+/// The bytes of a batch: (client, server).
+type Batch = (Vec<u8>, Vec<u8>);
+
+fn mix() -> (Vec<Batch>, usize) {
     let (mut c, mut s) = (Encoder::new(), Encoder::new());
     let mut reqs = PREFACE.to_vec();
     reqs.extend(frame(4, 0, 0, &[0, 2, 0, 0, 0, 0]));
@@ -42,6 +45,7 @@ fn mix() -> (Vec<u8>, Vec<u8>, usize) {
     let json = format!("{{\"data\":\"{}\"}}", "x".repeat(1010));
     let big = vec![b'y'; 16 * 1024];
     let mut n = 0;
+    let mut batches = Vec::new();
     for batch in 0..75u32 {
         let ids: Vec<u32> = (0..4).map(|k| 1 + 2 * (batch * 4 + k)).collect();
         // Four requests, then their responses interleaved frame by frame.
@@ -132,39 +136,37 @@ fn mix() -> (Vec<u8>, Vec<u8>, usize) {
                 }
             }
         }
+        batches.push((std::mem::take(&mut reqs), std::mem::take(&mut resps)));
     }
-    (reqs, resps, n)
+    (batches, n)
 }
 
 fn bench(c: &mut Criterion) {
-    let (reqs, resps, n) = mix();
+    let (batches, n) = mix();
+    let bytes: usize = batches.iter().map(|(q, s)| q.len() + s.len()).sum();
     let mut g = c.benchmark_group("http2");
-    g.throughput(Throughput::Bytes((reqs.len() + resps.len()) as u64));
+    g.throughput(Throughput::Bytes(bytes as u64));
     g.bench_function("parse_mix_4k_chunks", |b| {
         b.iter(|| {
             let mut conn = Conn::new(Limits::default());
             let mut out = Vec::with_capacity(n);
-            for (q, s) in reqs.chunks(4096).zip(resps.chunks(4096)) {
-                conn.push_requests(Chunk::Data {
-                    bytes: q,
-                    first_ts: 1,
-                    last_ts: 2,
-                });
-                conn.push_responses(Chunk::Data {
-                    bytes: s,
-                    first_ts: 3,
-                    last_ts: 4,
-                });
+            for (reqs, resps) in &batches {
+                for q in reqs.chunks(4096) {
+                    conn.push_requests(Chunk::Data {
+                        bytes: q,
+                        first_ts: 1,
+                        last_ts: 2,
+                    });
+                }
+                for s in resps.chunks(4096) {
+                    conn.push_responses(Chunk::Data {
+                        bytes: s,
+                        first_ts: 3,
+                        last_ts: 4,
+                    });
+                }
                 conn.drain(&mut out);
             }
-            for s in resps.chunks(4096).skip(reqs.len().div_ceil(4096)) {
-                conn.push_responses(Chunk::Data {
-                    bytes: s,
-                    first_ts: 3,
-                    last_ts: 4,
-                });
-            }
-            conn.drain(&mut out);
             assert_eq!(out.len(), n);
             out
         })
