@@ -70,9 +70,12 @@ pub enum Start {
 /// One parsed message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
-    /// Its start line.
+    /// Its start line (`req_method`/`req_path`, `resp_status`/`resp_message`). HTTP/2 has no
+    /// reason phrase: its responses carry an empty `reason`.
     pub start: Start,
-    /// `x` of `HTTP/1.x`.
+    /// `major_version`: 1 for HTTP/1.x, 2 for HTTP/2 (see [`crate::http2`]).
+    pub major_version: u8,
+    /// `minor_version`: `x` of `HTTP/1.x`; 0 for HTTP/2.
     pub minor_version: u8,
     /// Headers in order, values as (lossy) UTF-8.
     pub headers: Vec<(String, String)>,
@@ -89,7 +92,8 @@ pub struct Message {
 }
 
 impl Message {
-    fn header(&self, name: &str) -> Option<&str> {
+    /// The first header named `name` (ASCII case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
@@ -368,6 +372,7 @@ impl Direction {
         };
         let msg = Message {
             start,
+            major_version: 1,
             minor_version,
             headers,
             body: Vec::new(),

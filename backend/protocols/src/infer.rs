@@ -8,6 +8,7 @@ type Recogniser = fn(&[u8]) -> Option<MessageKind>;
 /// The recognisers, most specific first.
 const RECOGNISERS: &[(Protocol, Recogniser)] = &[
     (Protocol::Http1, http1),
+    (Protocol::Http2, http2),
     (Protocol::Redis, redis),
     (Protocol::Pgsql, pgsql),
     (Protocol::Mysql, mysql),
@@ -41,6 +42,14 @@ fn http1(buf: &[u8]) -> Option<MessageKind> {
         && rest[0] == b' '
         && (rest[1] == b'/' || rest[1] == b'*' || rest[1].is_ascii_alphabetic());
     ok.then_some(MessageKind::Request)
+}
+
+/// The HTTP/2 client connection preface (at least its `PRI * HTTP/2.0\r\n` line). A connection
+/// joined later is not recognised: its frames have no cheap signature, and its header blocks
+/// could not be decoded anyway.
+fn http2(buf: &[u8]) -> Option<MessageKind> {
+    let n = buf.len().min(crate::http2::PREFACE.len());
+    (n >= 16 && buf[..n] == crate::http2::PREFACE[..n]).then_some(MessageKind::Request)
 }
 
 /// A Redis command: an array of 1-999 bulk strings whose first is a word (`*3\r\n$3\r\nSET`).
@@ -196,7 +205,14 @@ mod tests {
         );
         assert_eq!(infer(b"Q\xff\xff\xff\xffSELECT"), None);
         assert_eq!(infer(b"\0\0\0\x08\0\0\0\0"), None);
-        assert_eq!(infer(b"PRI * HTTP/2.0\r\n"), None, "HTTP/2 preface");
+        let h2 = Some((Protocol::Http2, MessageKind::Request));
+        assert_eq!(infer(b"PRI * HTTP/2.0\r\n"), h2, "HTTP/2 preface line");
+        assert_eq!(infer(crate::http2::PREFACE), h2);
+        assert_eq!(infer(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\x12\x04\0"), h2);
+        assert_eq!(infer(b"PRI * HTTP/2.0"), None, "too short to tell");
+        assert_eq!(infer(b"PRI * HTTP/2.0\r\n\r\nXX"), None);
+        assert_eq!(infer(b"PRI * HTTP/1.1\r\n\r\n"), None);
+        assert_eq!(infer(b"\0\0\x12\x04\0\0\0\0\0"), None, "server SETTINGS");
         assert_eq!(infer(b""), None);
         let cql = Some((Protocol::Cql, MessageKind::Request));
         assert_eq!(infer(b"\x04\0\0\0\x05\0\0\0\0"), cql, "OPTIONS v4");

@@ -6,6 +6,7 @@
 pub mod dns;
 pub mod cql;
 pub mod http1;
+pub mod http2;
 pub mod infer;
 pub mod mysql;
 pub mod pgsql;
@@ -38,6 +39,8 @@ pub enum Chunk<'a> {
 pub enum Protocol {
     /// HTTP/1.0 and HTTP/1.1.
     Http1,
+    /// HTTP/2 over cleartext (h2c with prior knowledge, gRPC), from the client preface.
+    Http2,
     /// Redis (RESP2 and RESP3).
     Redis,
     /// PostgreSQL (frontend/backend protocol 3.0).

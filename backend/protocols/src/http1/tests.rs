@@ -62,7 +62,8 @@ fn a_simple_exchange_parses_with_headers_bodies_and_latency() {
     assert_eq!(r.req.body_size, 15);
     assert_eq!(status(r), 200);
     assert_eq!(r.resp.body, b"hello");
-    assert_eq!(r.req.minor_version, 1);
+    assert_eq!((r.req.major_version, r.req.minor_version), (1, 1));
+    assert_eq!(r.resp.major_version, 1);
     assert_eq!(r.latency_ns(), 111 - 100);
     assert_eq!(stats.parse_errors, 0);
     assert_eq!(
