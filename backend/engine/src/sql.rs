@@ -515,7 +515,10 @@ impl NormalizeUdf {
     pub(crate) fn udf(dialect: SqlDialect) -> ScalarUDF {
         ScalarUDF::new_from_impl(Self {
             dialect,
-            signature: Signature::exact(vec![DataType::Utf8], Volatility::Immutable),
+            // NB: `string`, not `exact(Utf8)`: exact lets DataFusion cast a number column to
+            // text, so `df.latency.normalize_pgsql()` would quietly give `?` for every row
+            // instead of an error at the script's line.
+            signature: Signature::string(1, Volatility::Immutable),
         })
     }
 }
@@ -541,13 +544,27 @@ impl ScalarUDFImpl for NormalizeUdf {
             ColumnarValue::Scalar(ScalarValue::Utf8(v)) => Ok(ColumnarValue::Scalar(
                 ScalarValue::Utf8(v.as_deref().map(|s| normalize_sql(s, self.dialect))),
             )),
+            ColumnarValue::Scalar(ScalarValue::LargeUtf8(v) | ScalarValue::Utf8View(v)) => {
+                Ok(ColumnarValue::Scalar(ScalarValue::Utf8(
+                    v.as_deref().map(|s| normalize_sql(s, self.dialect)),
+                )))
+            }
             ColumnarValue::Scalar(other) => {
                 exec_err!("{} expects a string, got {other:?}", self.name())
             }
             ColumnarValue::Array(a) => {
+                // The store's columns are Utf8; other string types (results of string
+                // functions) are cast once.
+                let cast;
+                let a = if a.data_type() == &DataType::Utf8 {
+                    a
+                } else {
+                    cast = arrow::compute::cast(a, &DataType::Utf8)?;
+                    &cast
+                };
                 let Some(texts) = a.as_any().downcast_ref::<StringArray>() else {
                     return exec_err!(
-                        "{} expects a Utf8 column, got {}",
+                        "{} expects a text column, got {}",
                         self.name(),
                         a.data_type()
                     );
