@@ -21,8 +21,8 @@
 //! Text the tokenizer rejects is in practice a statement cut short inside a quoted literal (the
 //! capture keeps the first few KiB): the part before the point of failure is normalized and the
 //! rest becomes one `?`. If even that part does not tokenize, a plain scan is used: quoted runs
-//! (to their closing quote or the end) and numbers become `?`, whitespace collapses. Nothing
-//! here fails.
+//! (to their closing quote or the end; `$$` too) and numbers become `?`, comments go,
+//! whitespace collapses. Nothing here fails.
 //!
 //! Pixie's `px.normalize_pgsql(req, req_cmd)` / `px.normalize_mysql(req_body, req_cmd)` return
 //! JSON `{query, params}` with the literals pulled out; these return the normalized query text
