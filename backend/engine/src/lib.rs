@@ -11,6 +11,7 @@ mod error;
 mod frame;
 mod provider;
 mod script;
+mod sql;
 mod time;
 
 #[cfg(test)]
@@ -31,6 +32,7 @@ use pxtop_metadata::Metadata;
 use pxtop_store::Store;
 
 pub use error::{EngineError, ErrorKind};
+pub use sql::{SqlDialect, normalize_sql};
 
 use script::{Env, Planned, State};
 

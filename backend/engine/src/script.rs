@@ -9,8 +9,9 @@
 //!   `""` (unbounded). `px::now()` is ns since the epoch.
 //! - Columns: `df["x"]`, `df.x`, `df.col("x")`; assign with `df["y"] = expr` or `df.y = expr`.
 //! - `Expr` operators `+ - * / % == != < <= > >= & | ! -` with columns and literals; methods
-//!   `contains`, `starts_with`, `ends_with`, `lower`, `upper`, `is_null`, `is_not_null`;
-//!   `px::select(cond, a, b)`. Combine conditions with `&`/`|`: rhai's `&&`/`||` need bools.
+//!   `contains`, `starts_with`, `ends_with`, `lower`, `upper`, `is_null`, `is_not_null`,
+//!   `normalize_pgsql`, `normalize_mysql` (literals to `?`, see `sql.rs`); `px::select(cond, a,
+//!   b)`, `px::normalize_pgsql(e)`, `px::normalize_mysql(e)`. Combine conditions with `&`/`|`: rhai's `&&`/`||` need bools.
 //! - `df.filter(cond)` (or `df[cond]`), `df.select([..])` (or `df[[..]]`), `df.drop([..])`,
 //!   `df.head(n = 5)`, `df.sort("-x")` / `df.sort(["a", "-b"])`,
 //!   `df.groupby([..]).agg(#{ out: ["col", "fn"] })`, `df.agg(#{..})` with fn one of
@@ -39,6 +40,7 @@ use crate::{
     error::{EngineError, ErrorKind, RhaiResult, fault, invalid},
     frame::{ColExpr, Frame, Grouped, binop, df_err, names, to_expr},
     provider::{StoreTable, time_filter},
+    sql::{NormalizeUdf, SqlDialect},
     time::parse_time,
 };
 
@@ -388,7 +390,18 @@ fn register_expr(engine: &mut rhai::Engine) {
         .register_fn("is_null", |a: &mut ColExpr| ColExpr(a.0.clone().is_null()))
         .register_fn("is_not_null", |a: &mut ColExpr| {
             ColExpr(a.0.clone().is_not_null())
+        })
+        .register_fn("normalize_pgsql", |a: &mut ColExpr| {
+            normalized(a.0.clone(), SqlDialect::Postgres)
+        })
+        .register_fn("normalize_mysql", |a: &mut ColExpr| {
+            normalized(a.0.clone(), SqlDialect::MySql)
         });
+}
+
+/// `e.normalize_pgsql()` / `e.normalize_mysql()`: the statement text with literals as `?`.
+fn normalized(e: datafusion::prelude::Expr, dialect: SqlDialect) -> ColExpr {
+    ColExpr(NormalizeUdf::udf(dialect).call(vec![e]))
 }
 
 fn px_module(env: &Arc<Env>) -> Module {
@@ -464,6 +477,12 @@ fn px_module(env: &Arc<Env>) -> Module {
     );
     m.set_native_fn("contains", |a: ColExpr, s: &str| {
         Ok(ColExpr(contains(a.0, lit(s))))
+    });
+    m.set_native_fn("normalize_pgsql", |a: ColExpr| {
+        Ok(normalized(a.0, SqlDialect::Postgres))
+    });
+    m.set_native_fn("normalize_mysql", |a: ColExpr| {
+        Ok(normalized(a.0, SqlDialect::MySql))
     });
     m
 }
