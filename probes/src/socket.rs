@@ -246,6 +246,10 @@ pub struct Counters {
     pub malformed: u64,
     /// TLS calls whose socket could not be told (plaintext dropped).
     pub tls_no_fd: u64,
+    /// Data events carrying TLS plaintext, and their bytes (also in `events`, `bytes`).
+    pub tls_events: u64,
+    /// Bytes of TLS plaintext.
+    pub tls_bytes: u64,
 }
 
 /// How to load the tracer.
@@ -343,6 +347,8 @@ pub struct SocketTracer {
     /// Data events and their true bytes, as received.
     data_events: u64,
     data_bytes: u64,
+    tls_events: u64,
+    tls_bytes: u64,
     /// The last drain stopped at its bound with events left in the ring.
     behind: bool,
 }
@@ -410,6 +416,8 @@ impl SocketTracer {
             malformed: 0,
             data_events: 0,
             data_bytes: 0,
+            tls_events: 0,
+            tls_bytes: 0,
             behind: false,
         })
     }
@@ -509,6 +517,10 @@ impl SocketTracer {
                     if let Event::Data(d) = &ev {
                         self.data_events += 1;
                         self.data_bytes += d.size;
+                        if d.encrypted {
+                            self.tls_events += 1;
+                            self.tls_bytes += d.size;
+                        }
                     }
                     f(ev)
                 }
@@ -540,6 +552,8 @@ impl SocketTracer {
             bytes: self.data_bytes,
             malformed: self.malformed,
             tls_no_fd: sum(4),
+            tls_events: self.tls_events,
+            tls_bytes: self.tls_bytes,
         }
     }
 }

@@ -85,9 +85,7 @@ fn column(c: &mut Criterion) {
         b.append(&CmdEvent {
             time_ns: start + i as i64 * 1_000_000,
             upid: fixtures::upid((i % 4) as u32).into(),
-            cmd: "QUERY".into(),
-            req: req.into(),
-            resp: "SELECT 1".into(),
+            proto: &["QUERY".into(), req.as_str().into(), "SELECT 1".into()],
             latency: 1_000_000,
             ..CmdEvent::default()
         });

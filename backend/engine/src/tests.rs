@@ -744,9 +744,7 @@ fn pgsql_fixture() -> (Arc<Store>, Vec<PgsqlRow>) {
             local_port: 5432,
             trace_role: schema::trace_role::SERVER,
             encrypted: false,
-            cmd: cmd.into(),
-            req: req.into(),
-            resp: resp.as_str().into(),
+            proto: &[cmd.into(), req.as_str().into(), resp.as_str().into()],
             latency,
             px_info: "".into(),
         });

@@ -7,9 +7,11 @@ use std::{borrow::Cow, net::SocketAddr, sync::Arc};
 
 use pxtop_metadata::LocalMetadata;
 use pxtop_probes::{CloseEvent, DataEvent, Direction, Event, OpenEvent, Role};
-use pxtop_protocols::{Chunk, MessageKind, Protocol, http1, infer::infer, pgsql, redis};
+use pxtop_protocols::{
+    Chunk, MessageKind, Protocol, cql, dns, http1, http2, infer::infer, mysql, pgsql, redis,
+};
 use pxtop_store::{
-    CmdEvent, CmdEventsBuilder, ConnStatsRow, HttpEvent, HttpEventsBuilder, Store,
+    CmdEvent, CmdEventsBuilder, ConnStatsRow, HttpEvent, HttpEventsBuilder, Store, Val,
     schema::{self, content_type, format_upid, protocol, trace_role},
 };
 
@@ -77,10 +79,27 @@ struct ConnKey {
     generation: u64,
 }
 
+/// A data event held while a connection's protocol is not yet known, replayed into the parser
+/// once it is (a server that speaks first, like an HTTP/2 server's SETTINGS, must not lose its
+/// first bytes to inference).
+#[derive(Debug)]
+struct Held {
+    dir: Direction,
+    enter_ts: u64,
+    exit_ts: u64,
+    pos: u64,
+    size: u64,
+    data: Vec<u8>,
+}
+
+/// Bytes held per connection before its protocol is known, at most.
+const MAX_HELD_BYTES: usize = 16 * 1024;
+
 #[derive(Debug)]
 enum ProtoState {
     Unknown {
         attempts: u32,
+        held: Vec<Held>,
     },
     Opaque,
     Parsing {
@@ -95,13 +114,44 @@ enum ProtoState {
 #[derive(Debug)]
 enum Parser {
     Http1(Box<http1::Conn>),
+    Http2(Box<http2::Conn>),
     Redis(Box<redis::Conn>),
     Pgsql(Box<pgsql::Conn>),
+    Mysql(Box<mysql::Conn>),
+    Cql(Box<cql::Conn>),
+    Dns(Box<dns::Conn>),
 }
 
 impl Parser {
-    fn new(protocol: Protocol, config: &IngestConfig) -> Option<Self> {
+    /// A parser for `protocol`, recognised from `first` (the bytes inference looked at).
+    fn new(protocol: Protocol, config: &IngestConfig, first: &[u8]) -> Option<Self> {
         match protocol {
+            Protocol::Http2 => Some(Self::Http2(Box::new(http2::Conn::new(http2::Limits {
+                max_body: config.body_limit,
+                ..http2::Limits::default()
+            })))),
+            Protocol::Mysql => Some(Self::Mysql(Box::new(mysql::Conn::new(mysql::Limits {
+                max_text: config.body_limit.max(4096),
+                ..mysql::Limits::default()
+            })))),
+            Protocol::Cql => Some(Self::Cql(Box::new(cql::Conn::new(cql::Limits {
+                max_text: config.body_limit.max(4096),
+                ..cql::Limits::default()
+            })))),
+            Protocol::Dns => {
+                // NB: a DNS message over TCP starts with its length; a datagram does not.
+                let tcp = first.len() > 2
+                    && usize::from(u16::from_be_bytes([first[0], first[1]])) == first.len() - 2;
+                let transport = if tcp {
+                    dns::Transport::Tcp
+                } else {
+                    dns::Transport::Udp
+                };
+                Some(Self::Dns(Box::new(dns::Conn::new(
+                    dns::Limits::default(),
+                    transport,
+                ))))
+            }
             Protocol::Http1 => Some(Self::Http1(Box::new(http1::Conn::new(http1::Limits {
                 max_body: config.body_limit,
                 ..http1::Limits::default()
@@ -126,6 +176,14 @@ impl Parser {
             Self::Redis(r) => r.push_responses(chunk),
             Self::Pgsql(p) if is_requests => p.push_requests(chunk),
             Self::Pgsql(p) => p.push_responses(chunk),
+            Self::Http2(h) if is_requests => h.push_requests(chunk),
+            Self::Http2(h) => h.push_responses(chunk),
+            Self::Mysql(m) if is_requests => m.push_requests(chunk),
+            Self::Mysql(m) => m.push_responses(chunk),
+            Self::Cql(c) if is_requests => c.push_requests(chunk),
+            Self::Cql(c) => c.push_responses(chunk),
+            Self::Dns(d) if is_requests => d.push_requests(chunk),
+            Self::Dns(d) => d.push_responses(chunk),
         }
     }
 
@@ -134,6 +192,10 @@ impl Parser {
             Self::Http1(h) => h.close(),
             Self::Redis(r) => r.close(),
             Self::Pgsql(p) => p.close(),
+            Self::Http2(h) => h.close(),
+            Self::Mysql(m) => m.close(),
+            Self::Cql(c) => c.close(),
+            Self::Dns(d) => d.close(),
         }
     }
 }
@@ -156,6 +218,8 @@ struct Conn {
     opened: bool,
     family: i64,
     bytes: [u64; 2],
+    /// Plaintext from a TLS library was seen: only such events are parsed from then on.
+    tls: bool,
 }
 
 /// A `conn_stats` key: process, remote endpoint, role.
@@ -177,6 +241,8 @@ struct StatAgg {
     active: i64,
     sent: u64,
     recv: u64,
+    /// Some connection carried TLS (plaintext captured from the library).
+    ssl: bool,
     /// Changed since the last sample.
     dirty: bool,
 }
@@ -200,20 +266,17 @@ impl Conn {
     }
 
     fn protocol_code(&self) -> i64 {
-        match &self.proto {
-            ProtoState::Parsing {
-                parser: Parser::Http1(_),
-                ..
-            } => protocol::HTTP,
-            ProtoState::Parsing {
-                parser: Parser::Redis(_),
-                ..
-            } => protocol::REDIS,
-            ProtoState::Parsing {
-                parser: Parser::Pgsql(_),
-                ..
-            } => protocol::PGSQL,
-            _ => protocol::UNKNOWN,
+        let ProtoState::Parsing { parser, .. } = &self.proto else {
+            return protocol::UNKNOWN;
+        };
+        match parser {
+            Parser::Http1(_) => protocol::HTTP,
+            Parser::Http2(_) => protocol::HTTP2,
+            Parser::Redis(_) => protocol::REDIS,
+            Parser::Pgsql(_) => protocol::PGSQL,
+            Parser::Mysql(_) => protocol::MYSQL,
+            Parser::Cql(_) => protocol::CQL,
+            Parser::Dns(_) => protocol::DNS,
         }
     }
 }
@@ -241,6 +304,12 @@ pub struct Ingest {
     redis: CmdEventsBuilder,
     pgsql_records: Vec<pgsql::Record>,
     pgsql: CmdEventsBuilder,
+    mysql_records: Vec<mysql::Record>,
+    mysql: CmdEventsBuilder,
+    cql_records: Vec<cql::Record>,
+    cql: CmdEventsBuilder,
+    dns_records: Vec<dns::Record>,
+    dns: CmdEventsBuilder,
     /// `conn_stats` counters of closed connections, until reported.
     closed: foldhash::HashMap<StatKey, StatAgg>,
     stats: IngestStats,
@@ -261,6 +330,12 @@ impl Ingest {
             redis: CmdEventsBuilder::with_capacity(schema::redis_events(), 256),
             pgsql_records: Vec::new(),
             pgsql: CmdEventsBuilder::with_capacity(schema::pgsql_events(), 256),
+            mysql_records: Vec::new(),
+            mysql: CmdEventsBuilder::with_capacity(schema::mysql_events(), 256),
+            cql_records: Vec::new(),
+            cql: CmdEventsBuilder::with_capacity(schema::cql_events(), 256),
+            dns_records: Vec::new(),
+            dns: CmdEventsBuilder::with_capacity(schema::dns_events(), 256),
             closed: foldhash::HashMap::default(),
             stats: IngestStats::default(),
         }
@@ -285,17 +360,21 @@ impl Ingest {
 
     /// Appends the rows parsed so far to `store`. Returns how many.
     pub fn flush(&mut self, store: &Store) -> Result<usize, pxtop_store::StoreError> {
-        let r = self.redis.len();
-        if r > 0 {
-            let next = CmdEventsBuilder::with_capacity(schema::redis_events(), r.max(256));
-            let batch = std::mem::replace(&mut self.redis, next).finish();
-            store.append("redis_events", batch)?;
-        }
-        let pg = self.pgsql.len();
-        if pg > 0 {
-            let next = CmdEventsBuilder::with_capacity(schema::pgsql_events(), pg.max(256));
-            let batch = std::mem::replace(&mut self.pgsql, next).finish();
-            store.append("pgsql_events", batch)?;
+        let mut cmd_rows = 0;
+        for (builder, table, schema) in [
+            (&mut self.redis, "redis_events", schema::redis_events()),
+            (&mut self.pgsql, "pgsql_events", schema::pgsql_events()),
+            (&mut self.mysql, "mysql_events", schema::mysql_events()),
+            (&mut self.cql, "cql_events", schema::cql_events()),
+            (&mut self.dns, "dns_events", schema::dns_events()),
+        ] {
+            let r = builder.len();
+            if r > 0 {
+                let next = CmdEventsBuilder::with_capacity(schema, r.max(256));
+                let batch = std::mem::replace(builder, next).finish();
+                store.append(table, batch)?;
+                cmd_rows += r;
+            }
         }
         let n = self.http.len();
         if n > 0 {
@@ -306,12 +385,17 @@ impl Ingest {
             let batch = std::mem::replace(&mut self.http, next).finish();
             store.append("http_events", batch)?;
         }
-        Ok(n + r + pg)
+        Ok(n + cmd_rows)
     }
 
     /// Rows parsed and not yet flushed.
     pub fn pending_rows(&self) -> usize {
-        self.http.len() + self.redis.len() + self.pgsql.len()
+        self.http.len()
+            + self.redis.len()
+            + self.pgsql.len()
+            + self.mysql.len()
+            + self.cql.len()
+            + self.dns.len()
     }
 
     fn open(&mut self, o: OpenEvent) {
@@ -331,10 +415,14 @@ impl Ingest {
             remote_ip: o.remote.ip().to_string(),
             role: o.role,
             next_pos: [None, None],
-            proto: ProtoState::Unknown { attempts: 0 },
+            proto: ProtoState::Unknown {
+                attempts: 0,
+                held: Vec::new(),
+            },
             opened: true,
             family: if o.remote.is_ipv4() { 2 } else { 10 },
             bytes: [0, 0],
+            tls: false,
         };
         self.conns.insert(key, conn);
     }
@@ -353,6 +441,7 @@ impl Ingest {
             let agg = self.closed.entry(conn.stat_key()).or_default();
             agg.family = conn.family;
             agg.protocol = agg.protocol.max(conn.protocol_code());
+            agg.ssl |= conn.tls;
             agg.open += i64::from(conn.opened);
             agg.close += 1;
             agg.sent += conn.bytes[0].max(c.wr_bytes);
@@ -380,25 +469,49 @@ impl Ingest {
             remote_ip: String::new(),
             role: d.role,
             next_pos: [None, None],
-            proto: ProtoState::Unknown { attempts: 0 },
+            proto: ProtoState::Unknown {
+                attempts: 0,
+                held: Vec::new(),
+            },
             opened: false,
             family: 0,
             bytes: [0, 0],
+            tls: false,
         });
-        let i = dir_index(d.dir);
-        conn.bytes[i] = conn.bytes[i].max(d.pos + d.size);
-        self.feed(&mut conn, &d);
+        if d.encrypted && !conn.tls {
+            // The first plaintext of a TLS connection: what was seen so far was ciphertext
+            // (the handshake); start over on the plaintext stream, whose positions are its own.
+            conn.tls = true;
+            if let ProtoState::Parsing { parser, .. } = &mut conn.proto {
+                parser.close();
+            }
+            self.emit(&mut conn);
+            conn.next_pos = [None, None];
+            conn.proto = ProtoState::Unknown {
+                attempts: 0,
+                held: Vec::new(),
+            };
+        }
+        if !d.encrypted {
+            let i = dir_index(d.dir);
+            conn.bytes[i] = conn.bytes[i].max(d.pos + d.size);
+        }
+        // NB: ciphertext of a TLS connection still in flight when its plaintext began.
+        if d.encrypted == conn.tls {
+            self.feed(&mut conn, &d);
+        }
         self.emit(&mut conn);
         self.conns.insert(key, conn);
     }
 
     fn feed(&mut self, conn: &mut Conn, d: &DataEvent<'_>) {
-        if let ProtoState::Unknown { attempts } = &mut conn.proto {
+        if let ProtoState::Unknown { attempts, held } = &mut conn.proto {
             *attempts += 1;
             let attempts = *attempts;
             match infer(d.data) {
                 Some((protocol, kind)) => {
-                    let Some(parser) = Parser::new(protocol, &self.config) else {
+                    let held = std::mem::take(held);
+                    let Some(parser) = Parser::new(protocol, &self.config, d.data) else {
                         self.stats.opaque_conns += 1;
                         conn.proto = ProtoState::Opaque;
                         return;
@@ -416,14 +529,47 @@ impl Ingest {
                         };
                     }
                     conn.proto = ProtoState::Parsing { parser, requests };
+                    for h in &held {
+                        self.feed_parser(
+                            conn,
+                            &DataEvent {
+                                dir: h.dir,
+                                enter_ts: h.enter_ts,
+                                exit_ts: h.exit_ts,
+                                pos: h.pos,
+                                size: h.size,
+                                data: &h.data,
+                                ..*d
+                            },
+                        );
+                    }
                 }
                 None if attempts >= self.config.infer_attempts => {
                     self.stats.opaque_conns += 1;
                     conn.proto = ProtoState::Opaque;
+                    return;
                 }
-                None => return,
+                None => {
+                    let bytes: usize = held.iter().map(|h| h.data.len()).sum();
+                    if bytes + d.data.len() <= MAX_HELD_BYTES {
+                        held.push(Held {
+                            dir: d.dir,
+                            enter_ts: d.enter_ts,
+                            exit_ts: d.exit_ts,
+                            pos: d.pos,
+                            size: d.size,
+                            data: d.data.to_vec(),
+                        });
+                    }
+                    return;
+                }
             }
         }
+        self.feed_parser(conn, d);
+    }
+
+    /// Feeds one event to the connection's parser, with the gaps its positions reveal.
+    fn feed_parser(&mut self, conn: &mut Conn, d: &DataEvent<'_>) {
         let ProtoState::Parsing { parser, requests } = &mut conn.proto else {
             return;
         };
@@ -482,6 +628,7 @@ impl Ingest {
             let agg = now.entry(conn.stat_key()).or_default();
             agg.family = conn.family;
             agg.protocol = agg.protocol.max(conn.protocol_code());
+            agg.ssl |= conn.tls;
             agg.open += i64::from(conn.opened);
             agg.active += 1;
             agg.sent += conn.bytes[0];
@@ -494,6 +641,7 @@ impl Ingest {
             let agg = now.entry(key.clone()).or_default();
             agg.family = closed.family;
             agg.protocol = agg.protocol.max(closed.protocol);
+            agg.ssl |= closed.ssl;
             agg.open += closed.open;
             agg.close += closed.close;
             agg.sent += closed.sent;
@@ -508,7 +656,7 @@ impl Ingest {
                 trace_role: k.role,
                 addr_family: a.family,
                 protocol: a.protocol,
-                ssl: false,
+                ssl: a.ssl,
                 conn_open: a.open,
                 conn_close: a.close,
                 conn_active: a.active,
@@ -551,7 +699,112 @@ impl Ingest {
                 }
                 self.emit_pgsql(conn);
             }
+            Parser::Http2(h) => {
+                h.drain(&mut self.records);
+                self.emit_http1(conn);
+            }
+            Parser::Mysql(m) => {
+                m.drain(&mut self.mysql_records);
+                if m.encrypted() || m.compressed() {
+                    conn.proto = ProtoState::Opaque;
+                }
+                self.emit_mysql(conn);
+            }
+            Parser::Cql(c) => {
+                c.drain(&mut self.cql_records);
+                self.emit_cql(conn);
+            }
+            Parser::Dns(d) => {
+                d.drain(&mut self.dns_records);
+                self.emit_dns(conn);
+            }
         }
+    }
+
+    fn emit_mysql(&mut self, conn: &Conn) {
+        if self.mysql_records.is_empty() {
+            return;
+        }
+        let records = std::mem::take(&mut self.mysql_records);
+        if self.keep_records(conn) {
+            for r in &records {
+                let proto = [
+                    Val::Int(i64::from(r.cmd)),
+                    r.req_body.as_str().into(),
+                    Val::Int(r.status.as_i64()),
+                    r.resp_body.as_str().into(),
+                ];
+                let row = cmd_event(conn, &self.config, (r.end_ts, r.latency_ns()), &proto, "");
+                self.mysql.append(&row);
+                self.stats.rows += 1;
+            }
+        } else {
+            self.stats.client_rows_deduplicated += records.len() as u64;
+        }
+        self.mysql_records = records;
+        self.mysql_records.clear();
+    }
+
+    fn emit_cql(&mut self, conn: &Conn) {
+        if self.cql_records.is_empty() {
+            return;
+        }
+        let records = std::mem::take(&mut self.cql_records);
+        if self.keep_records(conn) {
+            for r in &records {
+                let proto = [
+                    Val::Int(i64::from(r.req_op)),
+                    r.req_body.as_str().into(),
+                    Val::Int(i64::from(r.resp_op)),
+                    r.resp_body.as_str().into(),
+                ];
+                let notes = if r.compressed { "compressed body" } else { "" };
+                let row = cmd_event(
+                    conn,
+                    &self.config,
+                    (r.end_ts, r.latency_ns()),
+                    &proto,
+                    notes,
+                );
+                self.cql.append(&row);
+                self.stats.rows += 1;
+            }
+        } else {
+            self.stats.client_rows_deduplicated += records.len() as u64;
+        }
+        self.cql_records = records;
+        self.cql_records.clear();
+    }
+
+    fn emit_dns(&mut self, conn: &Conn) {
+        if self.dns_records.is_empty() {
+            return;
+        }
+        let records = std::mem::take(&mut self.dns_records);
+        if self.keep_records(conn) {
+            for r in &records {
+                let proto = [
+                    r.req_header.as_str().into(),
+                    r.req_body.as_str().into(),
+                    r.resp_header.as_str().into(),
+                    r.resp_body.as_str().into(),
+                ];
+                let notes = r.notes.join("; ");
+                let row = cmd_event(
+                    conn,
+                    &self.config,
+                    (r.end_ts, r.latency_ns()),
+                    &proto,
+                    &notes,
+                );
+                self.dns.append(&row);
+                self.stats.rows += 1;
+            }
+        } else {
+            self.stats.client_rows_deduplicated += records.len() as u64;
+        }
+        self.dns_records = records;
+        self.dns_records.clear();
     }
 
     fn emit_pgsql(&mut self, conn: &Conn) {
@@ -561,14 +814,13 @@ impl Ingest {
         let records = std::mem::take(&mut self.pgsql_records);
         if self.keep_records(conn) {
             for r in &records {
-                self.pgsql.append(&cmd_event(
-                    conn,
-                    &self.config,
-                    r.end_ts,
-                    r.latency_ns(),
-                    (&r.cmd, &r.req, &r.resp),
-                    "",
-                ));
+                let proto = [
+                    r.cmd.as_str().into(),
+                    r.req.as_str().into(),
+                    r.resp.as_str().into(),
+                ];
+                let row = cmd_event(conn, &self.config, (r.end_ts, r.latency_ns()), &proto, "");
+                self.pgsql.append(&row);
                 self.stats.rows += 1;
             }
         } else {
@@ -586,14 +838,19 @@ impl Ingest {
         if self.keep_records(conn) {
             for r in &records {
                 let notes = r.notes.join("; ");
-                self.redis.append(&cmd_event(
+                let proto = [
+                    r.cmd.as_str().into(),
+                    r.args.as_str().into(),
+                    r.resp.as_str().into(),
+                ];
+                let row = cmd_event(
                     conn,
                     &self.config,
-                    r.end_ts,
-                    r.latency_ns(),
-                    (&r.cmd, &r.args, &r.resp),
+                    (r.end_ts, r.latency_ns()),
+                    &proto,
                     &notes,
-                ));
+                );
+                self.redis.append(&row);
                 self.stats.rows += 1;
             }
         } else {
@@ -625,13 +882,13 @@ impl Ingest {
     }
 }
 
-/// A row of a command/request/response table (`redis_events`, `pgsql_events`).
+/// A row of a protocol table shaped by `schema::cmd_events` (`redis_events`, `pgsql_events`,
+/// `mysql_events`, `cql_events`, `dns_events`), with its protocol columns `proto`.
 fn cmd_event<'a>(
     conn: &'a Conn,
     cfg: &IngestConfig,
-    end_ts: u64,
-    latency_ns: u64,
-    (cmd, req, resp): (&'a str, &'a str, &'a str),
+    (end_ts, latency_ns): (u64, u64),
+    proto: &'a [Val<'a>],
     notes: &'a str,
 ) -> CmdEvent<'a> {
     CmdEvent {
@@ -642,10 +899,8 @@ fn cmd_event<'a>(
         local_addr: conn.local_ip.as_str().into(),
         local_port: conn.local.map_or(0, |a| i64::from(a.port())),
         trace_role: role_code(conn.role),
-        encrypted: false,
-        cmd: cmd.into(),
-        req: req.into(),
-        resp: resp.into(),
+        encrypted: conn.tls,
+        proto,
         latency: latency_ns as i64,
         px_info: notes.into(),
     }
@@ -679,6 +934,7 @@ fn to_row<'a>(r: &'a http1::Record, conn: &'a Conn, cfg: &IngestConfig) -> HttpE
                 content_type::UNKNOWN
             }
         });
+    let grpc = ctype == content_type::GRPC;
     HttpEvent {
         time_ns: r.resp.end_ts as i64 + cfg.clock_offset_ns,
         upid: conn.upid.as_str().into(),
@@ -687,19 +943,19 @@ fn to_row<'a>(r: &'a http1::Record, conn: &'a Conn, cfg: &IngestConfig) -> HttpE
         local_addr: conn.local_ip.as_str().into(),
         local_port: conn.local.map_or(0, |a| i64::from(a.port())),
         trace_role: role_code(conn.role),
-        encrypted: false,
-        major_version: 1,
+        encrypted: conn.tls,
+        major_version: i64::from(r.req.major_version),
         minor_version: i64::from(r.req.minor_version),
         content_type: ctype,
         req_headers: http1::headers_json(&r.req.headers).into(),
         req_method: method.into(),
         req_path: path.into(),
-        req_body: body_text(&r.req.body, r.req.body_size, cfg.body_limit),
+        req_body: body_text(&r.req.body, r.req.body_size, cfg.body_limit, grpc),
         req_body_size: r.req.body_size as i64,
         resp_headers: http1::headers_json(&r.resp.headers).into(),
         resp_status: status,
         resp_message: reason.into(),
-        resp_body: body_text(&r.resp.body, r.resp.body_size, cfg.body_limit),
+        resp_body: body_text(&r.resp.body, r.resp.body_size, cfg.body_limit, grpc),
         resp_body_size: r.resp.body_size as i64,
         latency: r.latency_ns() as i64,
         px_info,
@@ -714,10 +970,24 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
 }
 
 /// A body as table text: UTF-8 (lossy for binary), cut at `limit` bytes with Pixie's marker
-/// when the body was longer.
-fn body_text(body: &[u8], size: u64, limit: usize) -> Cow<'_, str> {
+/// when the body was longer. gRPC bodies (length-prefixed protobuf) are escaped instead:
+/// printable ASCII as is, every other byte as `\xNN`, so no byte is lost to lossy UTF-8.
+fn body_text(body: &[u8], size: u64, limit: usize, escaped: bool) -> Cow<'_, str> {
     let kept = &body[..body.len().min(limit)];
-    let s = String::from_utf8_lossy(kept);
+    let s: Cow<'_, str> = if escaped {
+        use std::fmt::Write;
+        let mut t = String::with_capacity(kept.len() * 2);
+        for &b in kept {
+            if b.is_ascii_graphic() || b == b' ' {
+                t.push(char::from(b));
+            } else {
+                let _ = write!(t, "\\x{b:02x}");
+            }
+        }
+        t.into()
+    } else {
+        String::from_utf8_lossy(kept)
+    };
     if size > kept.len() as u64 {
         let mut s = s.into_owned();
         s.push_str("... [TRUNCATED]");

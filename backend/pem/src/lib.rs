@@ -9,11 +9,14 @@ use std::{sync::Arc, time::Duration};
 
 use parking_lot::Mutex;
 use pxtop_metadata::LocalMetadata;
-use pxtop_probes::{SocketTracer, TracerConfig};
+use pxtop_probes::{SocketTracer, TracerConfig, tls};
 use pxtop_store::{
     ConnStatsBuilder, ProbeStatusBuilder, ProbeStatusRow, Store, schema::format_upid,
 };
-use tokio::{sync::watch, task::JoinHandle};
+use tokio::{
+    sync::{mpsc, watch},
+    task::JoinHandle,
+};
 
 pub use ingest::{ClientSide, Ingest, IngestConfig, IngestStats};
 
@@ -36,6 +39,9 @@ pub struct PemConfig {
     pub conn_stats_interval: Duration,
     /// Which client-side records to keep.
     pub client_side: ClientSide,
+    /// How often to look for TLS libraries to probe (`libssl.so*` mapped by any process);
+    /// `None`: no TLS capture.
+    pub tls_scan_interval: Option<Duration>,
 }
 
 impl Default for PemConfig {
@@ -49,6 +55,7 @@ impl Default for PemConfig {
             status_interval: Duration::from_secs(1),
             conn_stats_interval: Duration::from_secs(10),
             client_side: ClientSide::RemoteOnly,
+            tls_scan_interval: Some(Duration::from_secs(10)),
         }
     }
 }
@@ -151,12 +158,21 @@ pub async fn start(
         .iter()
         .filter_map(|a| a.error.as_ref().map(|e| format!("{}: {e}", a.tracepoint)))
         .collect();
-    let health = Arc::new(Mutex::new(vec![ProbeHealth {
+    let mut probes = vec![ProbeHealth {
         name: "socket_tracer".to_string(),
         attached: true,
         error: (!failed.is_empty()).then(|| failed.join("; ")),
         ..ProbeHealth::default()
-    }]));
+    }];
+    let tls_libs = config.tls_scan_interval.map(|every| {
+        probes.push(ProbeHealth {
+            name: "tls_tracer".to_string(),
+            error: Some("no libssl found yet".to_string()),
+            ..ProbeHealth::default()
+        });
+        scan_tls_libraries(every)
+    });
+    let health = Arc::new(Mutex::new(probes));
     let stats = Arc::new(Mutex::new(IngestStats::default()));
     let ingest = Ingest::new(
         IngestConfig {
@@ -170,6 +186,7 @@ pub async fn start(
     let (stop, stop_rx) = watch::channel(false);
     let task = tokio::spawn(run_loop(
         tracer,
+        tls_libs,
         ingest,
         store,
         config,
@@ -188,8 +205,71 @@ pub async fn start(
 /// Events handled per drain before the loop flushes and reports: about 2 ms of work.
 const DRAIN_BATCH: usize = 4096;
 
+/// Libraries to probe for TLS, found by a background scan every `every` (the first at once).
+/// NB: off the capture loop: reading every process's maps takes milliseconds.
+fn scan_tls_libraries(every: Duration) -> mpsc::UnboundedReceiver<tls::Library> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut known = std::collections::HashSet::new();
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            let k = known.clone();
+            let Ok(found) = tokio::task::spawn_blocking(move || tls::find_libssl(&k)).await else {
+                return;
+            };
+            for lib in found {
+                known.insert(lib.id);
+                if tx.send(lib).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    rx
+}
+
+/// Attaches the TLS probes to newly found libraries, and says how it went in `health`.
+fn attach_tls_libraries(
+    tracer: &mut SocketTracer,
+    libs: &mut mpsc::UnboundedReceiver<tls::Library>,
+    health: &Mutex<Vec<ProbeHealth>>,
+    failures: &mut Vec<String>,
+) {
+    let mut changed = false;
+    while let Ok(lib) = libs.try_recv() {
+        changed = true;
+        match tracer.attach_tls(&lib) {
+            Ok(a) => tracing::info!(
+                library = %a.path.display(),
+                functions = %a.functions.join(","),
+                "TLS probes attached"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "TLS probes not attached");
+                failures.push(e);
+            }
+        }
+    }
+    if !changed {
+        return;
+    }
+    let attached = tracer.tls_attachments();
+    let mut h = health.lock();
+    if let Some(p) = h.iter_mut().find(|p| p.name == "tls_tracer") {
+        p.attached = !attached.is_empty();
+        p.error = if attached.is_empty() && failures.is_empty() {
+            Some("no libssl found yet".to_string())
+        } else {
+            (!failures.is_empty()).then(|| failures.join("; "))
+        };
+    }
+}
+
+#[allow(clippy::too_many_arguments, reason = "the loop's state, passed once")]
 async fn run_loop(
     mut tracer: SocketTracer,
+    mut tls_libs: Option<mpsc::UnboundedReceiver<tls::Library>>,
     mut ingest: Ingest,
     store: Arc<Store>,
     config: PemConfig,
@@ -206,8 +286,12 @@ async fn run_loop(
         .checked_sub(config.status_interval)
         .unwrap_or(last_flush);
     let upid = format_upid(config.asid, std::process::id(), 0);
+    let mut tls_failures = Vec::new();
     loop {
         let stopping = *stop.borrow();
+        if let Some(libs) = &mut tls_libs {
+            attach_tls_libraries(&mut tracer, libs, &health, &mut tls_failures);
+        }
         if let Err(e) = tracer
             .next_batch(tick, DRAIN_BATCH, |ev| ingest.handle(ev))
             .await
@@ -226,28 +310,40 @@ async fn run_loop(
         if stopping || now - last_status >= config.status_interval {
             last_status = now;
             let c = tracer.counters();
-            let row = {
+            let rows: Vec<ProbeStatusRow> = {
                 let mut h = health.lock();
-                if let Some(p) = h.first_mut() {
-                    p.events = c.events;
-                    p.lost = c.lost;
-                    p.truncated = c.truncated;
+                for p in h.iter_mut() {
+                    // NB: TLS plaintext shares the socket tracer's ring; its loss counts there,
+                    // and TLS calls whose socket was not told count as the TLS probe's loss.
+                    (p.events, p.lost, p.truncated) = if p.name == "tls_tracer" {
+                        (c.tls_events, c.tls_no_fd, 0)
+                    } else {
+                        (c.events, c.lost, c.truncated)
+                    };
                 }
-                h.first().map(|p| ProbeStatusRow {
-                    time_ns: wall_clock_ns(),
-                    upid: upid.clone(),
-                    probe: p.name.clone(),
-                    attached: p.attached,
-                    error: p.error.clone().unwrap_or_default(),
-                    events: c.events as i64,
-                    lost: c.lost as i64,
-                    truncated: c.truncated as i64,
-                    bytes: c.bytes as i64,
-                })
+                h.iter()
+                    .map(|p| ProbeStatusRow {
+                        time_ns: wall_clock_ns(),
+                        upid: upid.clone(),
+                        probe: p.name.clone(),
+                        attached: p.attached,
+                        error: p.error.clone().unwrap_or_default(),
+                        events: p.events as i64,
+                        lost: p.lost as i64,
+                        truncated: p.truncated as i64,
+                        bytes: if p.name == "tls_tracer" {
+                            c.tls_bytes as i64
+                        } else {
+                            c.bytes as i64
+                        },
+                    })
+                    .collect()
             };
-            if let Some(row) = row {
-                let mut b = ProbeStatusBuilder::with_capacity(1);
-                b.append(&row);
+            if !rows.is_empty() {
+                let mut b = ProbeStatusBuilder::with_capacity(rows.len());
+                for row in &rows {
+                    b.append(row);
+                }
                 if let Err(e) = store.append("probe_status", b.finish()) {
                     tracing::error!(error = %e, "appending probe_status failed");
                 }

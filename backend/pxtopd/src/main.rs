@@ -43,6 +43,10 @@ struct Args {
     /// loopback connection is then not captured at all) or `all`.
     #[arg(long, value_enum, default_value_t = ClientRecords::Remote)]
     client_records: ClientRecords,
+    /// Capture TLS plaintext: uprobes on SSL_read/SSL_write of every OpenSSL (`libssl.so*`)
+    /// mapped on the host, looked for every this often (0 turns TLS capture off).
+    #[arg(long, default_value = "10s", value_parser = parse_seconds)]
+    tls_scan_interval: std::time::Duration,
     /// Bytes of each HTTP body kept in tables (bodies are cut with "... [TRUNCATED]").
     #[arg(long, default_value = "1KiB", value_parser = parse_bytes)]
     body_limit: u64,
@@ -77,6 +81,16 @@ fn parse_bytes(s: &str) -> Result<u64, String> {
     };
     n.checked_mul(mult)
         .ok_or_else(|| format!("{s:?} is too large"))
+}
+
+/// `10s`, `2s`, `0`: whole or fractional seconds.
+fn parse_seconds(s: &str) -> Result<std::time::Duration, String> {
+    let n = s.trim().strip_suffix('s').unwrap_or(s.trim());
+    n.parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v >= 0.0)
+        .map(std::time::Duration::from_secs_f64)
+        .ok_or_else(|| format!("{s:?} is not a duration in seconds, e.g. 10s or 0"))
 }
 
 fn parse_table_budget(s: &str) -> Result<(String, u64), String> {
@@ -130,6 +144,8 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         ClientRecords::Remote => pxtop_pem::ClientSide::RemoteOnly,
         ClientRecords::All => pxtop_pem::ClientSide::All,
     };
+    config.pem.tls_scan_interval =
+        (!args.tls_scan_interval.is_zero()).then_some(args.tls_scan_interval);
     config.pem.ring_bytes = u32::try_from(args.ring_size)
         .ok()
         .filter(|n| n.is_power_of_two() && *n >= 4096)

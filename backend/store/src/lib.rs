@@ -25,7 +25,7 @@ use arrow::{
 use parking_lot::RwLock;
 
 pub use rows::{
-    CmdEvent, CmdEventsBuilder, ConnStatsBuilder, ConnStatsRow, HttpEvent, HttpEventsBuilder,
+    CmdEvent, CmdEventsBuilder, ConnStatsBuilder, Val, ConnStatsRow, HttpEvent, HttpEventsBuilder,
     ProbeStatusBuilder, ProbeStatusRow,
 };
 pub use schema::TableDef;

@@ -61,8 +61,37 @@ pub struct HttpEvent<'a> {
     pub px_info: Cow<'a, str>,
 }
 
-/// One row of a table shaped by `schema::cmd_events` (`redis_events`, `pgsql_events`): the
-/// shared protocol columns plus a command, a request and a response as text.
+/// A protocol column's value in a [`CmdEvent`]: Pixie's protocol tables mix texts and integer
+/// codes (`mysql_events.req_cmd`, `cql_events.req_op`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Val<'a> {
+    /// An `Int64` column.
+    Int(i64),
+    /// A `Utf8` column.
+    Text(Cow<'a, str>),
+}
+
+impl<'a> From<&'a str> for Val<'a> {
+    fn from(s: &'a str) -> Self {
+        Val::Text(s.into())
+    }
+}
+
+impl From<String> for Val<'_> {
+    fn from(s: String) -> Self {
+        Val::Text(s.into())
+    }
+}
+
+impl From<i64> for Val<'_> {
+    fn from(v: i64) -> Self {
+        Val::Int(v)
+    }
+}
+
+/// One row of a table shaped by `schema::cmd_events` (`redis_events`, `pgsql_events`,
+/// `mysql_events`, `cql_events`, `dns_events`): the shared protocol columns plus the table's
+/// own protocol columns, in schema order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CmdEvent<'a> {
     /// When the response completed, ns since the Unix epoch.
@@ -81,16 +110,19 @@ pub struct CmdEvent<'a> {
     pub trace_role: i64,
     /// Whether the bytes were captured from a TLS library (plaintext).
     pub encrypted: bool,
-    /// The command (`req_cmd`).
-    pub cmd: Cow<'a, str>,
-    /// The request (`req_args` of redis_events, `req` of pgsql_events).
-    pub req: Cow<'a, str>,
-    /// The response (`resp`).
-    pub resp: Cow<'a, str>,
+    /// The table's protocol columns (`req_cmd`, `req`, `resp` of pgsql_events, ...), in schema
+    /// order; a missing or mistyped value is a null.
+    pub proto: &'a [Val<'a>],
     /// Request start to response end, ns.
     pub latency: i64,
     /// Parser notes.
     pub px_info: Cow<'a, str>,
+}
+
+#[derive(Debug)]
+enum ProtoCol {
+    Int(Int64Builder),
+    Text(StringBuilder),
 }
 
 /// Column builders for a `schema::cmd_events` table.
@@ -105,18 +137,30 @@ pub struct CmdEventsBuilder {
     local_port: Int64Builder,
     trace_role: Int64Builder,
     encrypted: BooleanBuilder,
-    cmd: StringBuilder,
-    req: StringBuilder,
-    resp: StringBuilder,
+    proto: Vec<ProtoCol>,
     latency: Int64Builder,
     px_info: StringBuilder,
     len: usize,
 }
 
+/// Columns of a `cmd_events` schema before and after the protocol ones.
+const CMD_HEAD: usize = 8;
+const CMD_TAIL: usize = 2;
+
 impl CmdEventsBuilder {
-    /// Builders for `schema` (`schema::redis_events()` or `schema::pgsql_events()`) sized for
-    /// `n` rows.
+    /// Builders for `schema` (one of `schema`'s protocol tables built by `cmd_events`) sized
+    /// for `n` rows.
     pub fn with_capacity(schema: arrow::datatypes::SchemaRef, n: usize) -> Self {
+        let fields = schema.fields();
+        let proto = fields
+            .iter()
+            .skip(CMD_HEAD)
+            .take(fields.len().saturating_sub(CMD_HEAD + CMD_TAIL))
+            .map(|f| match f.data_type() {
+                arrow::datatypes::DataType::Int64 => ProtoCol::Int(Int64Builder::with_capacity(n)),
+                _ => ProtoCol::Text(strings(n)),
+            })
+            .collect();
         Self {
             schema,
             time: TimestampNanosecondBuilder::with_capacity(n),
@@ -127,9 +171,7 @@ impl CmdEventsBuilder {
             local_port: Int64Builder::with_capacity(n),
             trace_role: Int64Builder::with_capacity(n),
             encrypted: BooleanBuilder::with_capacity(n),
-            cmd: strings(n),
-            req: strings(n),
-            resp: strings(n),
+            proto,
             latency: Int64Builder::with_capacity(n),
             px_info: strings(n),
             len: 0,
@@ -146,9 +188,14 @@ impl CmdEventsBuilder {
         self.local_port.append_value(r.local_port);
         self.trace_role.append_value(r.trace_role);
         self.encrypted.append_value(r.encrypted);
-        self.cmd.append_value(&r.cmd);
-        self.req.append_value(&r.req);
-        self.resp.append_value(&r.resp);
+        for (i, col) in self.proto.iter_mut().enumerate() {
+            match (col, r.proto.get(i)) {
+                (ProtoCol::Int(b), Some(Val::Int(v))) => b.append_value(*v),
+                (ProtoCol::Text(b), Some(Val::Text(v))) => b.append_value(v),
+                (ProtoCol::Int(b), _) => b.append_null(),
+                (ProtoCol::Text(b), _) => b.append_null(),
+            }
+        }
         self.latency.append_value(r.latency);
         self.px_info.append_value(&r.px_info);
         self.len += 1;
@@ -167,7 +214,7 @@ impl CmdEventsBuilder {
     /// The rows as a batch; the builder is empty afterwards.
     pub fn finish(&mut self) -> RecordBatch {
         self.len = 0;
-        let cols: Vec<ArrayRef> = vec![
+        let mut cols: Vec<ArrayRef> = vec![
             Arc::new(self.time.finish()),
             Arc::new(self.upid.finish()),
             Arc::new(self.remote_addr.finish()),
@@ -176,12 +223,15 @@ impl CmdEventsBuilder {
             Arc::new(self.local_port.finish()),
             Arc::new(self.trace_role.finish()),
             Arc::new(self.encrypted.finish()),
-            Arc::new(self.cmd.finish()),
-            Arc::new(self.req.finish()),
-            Arc::new(self.resp.finish()),
-            Arc::new(self.latency.finish()),
-            Arc::new(self.px_info.finish()),
         ];
+        for col in &mut self.proto {
+            cols.push(match col {
+                ProtoCol::Int(b) => Arc::new(b.finish()),
+                ProtoCol::Text(b) => Arc::new(b.finish()),
+            });
+        }
+        cols.push(Arc::new(self.latency.finish()));
+        cols.push(Arc::new(self.px_info.finish()));
         batch(self.schema.clone(), cols)
     }
 }

@@ -100,11 +100,11 @@ static PROBE_STATUS: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
-/// The shared columns of a protocol table whose protocol part is three texts (a command, the
-/// request, the response), named as Pixie names them per table.
-fn cmd_events(cmd: &str, req: &str, resp: &str) -> SchemaRef {
+/// The shared columns of a protocol table around its own protocol columns (named and typed as
+/// Pixie has them per table): see `rows::CmdEvent`.
+fn cmd_events(proto: &[(&str, DataType)]) -> SchemaRef {
     use DataType::{Boolean, Int64, Utf8};
-    Arc::new(Schema::new(vec![
+    let mut fields = vec![
         f("time_", time_type()),
         f("upid", Utf8),
         f("remote_addr", Utf8),
@@ -113,17 +113,48 @@ fn cmd_events(cmd: &str, req: &str, resp: &str) -> SchemaRef {
         f("local_port", Int64),
         f("trace_role", Int64),
         f("encrypted", Boolean),
-        f(cmd, Utf8),
-        f(req, Utf8),
-        f(resp, Utf8),
-        f("latency", Int64),
-        f("px_info_", Utf8),
-    ]))
+    ];
+    fields.extend(proto.iter().map(|(name, t)| f(name, t.clone())));
+    fields.push(f("latency", Int64));
+    fields.push(f("px_info_", Utf8));
+    Arc::new(Schema::new(fields))
 }
 
-static REDIS_EVENTS: LazyLock<SchemaRef> =
-    LazyLock::new(|| cmd_events("req_cmd", "req_args", "resp"));
-static PGSQL_EVENTS: LazyLock<SchemaRef> = LazyLock::new(|| cmd_events("req_cmd", "req", "resp"));
+static REDIS_EVENTS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    use DataType::Utf8;
+    cmd_events(&[("req_cmd", Utf8), ("req_args", Utf8), ("resp", Utf8)])
+});
+static PGSQL_EVENTS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    use DataType::Utf8;
+    cmd_events(&[("req_cmd", Utf8), ("req", Utf8), ("resp", Utf8)])
+});
+static MYSQL_EVENTS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    use DataType::{Int64, Utf8};
+    cmd_events(&[
+        ("req_cmd", Int64),
+        ("req_body", Utf8),
+        ("resp_status", Int64),
+        ("resp_body", Utf8),
+    ])
+});
+static CQL_EVENTS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    use DataType::{Int64, Utf8};
+    cmd_events(&[
+        ("req_op", Int64),
+        ("req_body", Utf8),
+        ("resp_op", Int64),
+        ("resp_body", Utf8),
+    ])
+});
+static DNS_EVENTS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    use DataType::Utf8;
+    cmd_events(&[
+        ("req_header", Utf8),
+        ("req_body", Utf8),
+        ("resp_header", Utf8),
+        ("resp_body", Utf8),
+    ])
+});
 
 /// `redis_events`: one row per Redis command and its reply.
 pub fn redis_events() -> SchemaRef {
@@ -133,6 +164,34 @@ pub fn redis_events() -> SchemaRef {
 /// `pgsql_events`: one row per PostgreSQL query or executed statement and its outcome.
 pub fn pgsql_events() -> SchemaRef {
     PGSQL_EVENTS.clone()
+}
+
+/// `mysql_events`: one row per MySQL command and its outcome (`req_cmd` the `COM_` byte,
+/// `resp_status` one of [`mysql_status`]).
+pub fn mysql_events() -> SchemaRef {
+    MYSQL_EVENTS.clone()
+}
+
+/// `cql_events`: one row per Cassandra CQL request and its response (opcodes as integers).
+pub fn cql_events() -> SchemaRef {
+    CQL_EVENTS.clone()
+}
+
+/// `dns_events`: one row per DNS query and its answer (headers and bodies as JSON).
+pub fn dns_events() -> SchemaRef {
+    DNS_EVENTS.clone()
+}
+
+/// `mysql_events.resp_status` values (Pixie's).
+pub mod mysql_status {
+    /// Not known.
+    pub const UNKNOWN: i64 = 0;
+    /// The command has no response.
+    pub const NONE: i64 = 1;
+    /// OK or a result set.
+    pub const OK: i64 = 2;
+    /// An error.
+    pub const ERR: i64 = 3;
 }
 
 static CONN_STATS: LazyLock<SchemaRef> = LazyLock::new(|| {
@@ -191,7 +250,7 @@ pub fn all_tables() -> Vec<TableDef> {
             name: "http_events",
             aliases: &[],
             schema: http_events(),
-            budget_percent: 75,
+            budget_percent: 60,
         },
         TableDef {
             name: "conn_stats",
@@ -203,13 +262,31 @@ pub fn all_tables() -> Vec<TableDef> {
             name: "pgsql_events",
             aliases: &[],
             schema: pgsql_events(),
-            budget_percent: 7,
+            budget_percent: 6,
+        },
+        TableDef {
+            name: "mysql_events",
+            aliases: &[],
+            schema: mysql_events(),
+            budget_percent: 6,
         },
         TableDef {
             name: "redis_events",
             aliases: &[],
             schema: redis_events(),
-            budget_percent: 7,
+            budget_percent: 6,
+        },
+        TableDef {
+            name: "cql_events",
+            aliases: &[],
+            schema: cql_events(),
+            budget_percent: 5,
+        },
+        TableDef {
+            name: "dns_events",
+            aliases: &[],
+            schema: dns_events(),
+            budget_percent: 6,
         },
         TableDef {
             name: "probe_status",
