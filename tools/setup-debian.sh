@@ -12,6 +12,7 @@ PKGS=(
   build-essential pkg-config
   # Real servers and clients for end-to-end tests.
   nginx-light curl python3 redis-server redis-tools postgresql postgresql-client
+  mariadb-server mariadb-client python3-pymysql dnsmasq dnsutils python3-grpcio openssl
   # Benchmarks: the floor (bpftrace), load (wrk), timing (hyperfine).
   bpftrace wrk hyperfine
   # One real run of the TUI.
@@ -35,6 +36,9 @@ if ((${#missing[@]})); then
 fi
 
 # nginx from Debian starts itself on install; the tests run their own instances on other ports.
-if command -v systemctl >/dev/null 2>&1; then systemctl disable --now nginx >/dev/null 2>&1 || true; fi
+# So do dnsmasq (port 53) and mariadb; the tests start private instances.
+if command -v systemctl >/dev/null 2>&1; then
+  systemctl disable --now nginx dnsmasq mariadb >/dev/null 2>&1 || true
+fi
 pkill -f 'nginx: master process /usr/sbin/nginx -g daemon on' 2>/dev/null || true
 exit 0
