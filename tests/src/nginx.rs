@@ -14,8 +14,13 @@ pub const FILE_SIZES: &[usize] = &[0, 1, 1024, 16 * 1024, 100_000, 1 << 20];
 
 /// A running nginx; stopped on drop.
 pub struct Nginx {
-    /// The port it listens on (127.0.0.1).
+    /// The port it listens on (127.0.0.1), HTTP/1.x in clear text.
     pub port: u16,
+    /// The same locations over TLS (a self-signed certificate for `localhost`), HTTP/1.1 or
+    /// HTTP/2 by ALPN.
+    pub tls_port: u16,
+    /// The same locations over HTTP/2 in clear text (prior knowledge, h2c).
+    pub h2c_port: u16,
     dir: PathBuf,
     child: Child,
 }
@@ -41,6 +46,38 @@ impl Nginx {
             std::fs::write(dir.join("files").join(format!("{size}.txt")), body)?;
         }
         let port = free_port()?;
+        let tls_port = free_port()?;
+        let h2c_port = free_port()?;
+        let cert = dir.join("cert.pem");
+        let key = dir.join("key.pem");
+        let out = Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"])
+            .args(["-subj", "/CN=localhost", "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .stdin(Stdio::null())
+            .output()
+            .context("openssl is not installed: run tools/setup-debian.sh")?;
+        if !out.status.success() {
+            bail!(
+                "openssl req failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let locations = format!(
+            r#"
+        location /files/ {{ alias {dir}/files/; sendfile on; }}
+        location /copy/ {{ alias {dir}/files/; sendfile off; }}
+        location /gzip/ {{ alias {dir}/files/; sendfile off; gzip on; gzip_types text/plain; gzip_min_length 0; }}
+        location = /redirect {{ return 301 /status/200; }}
+        location ~ ^/status/200 {{ return 200 "ok\n"; }}
+        location ~ ^/status/201 {{ return 201 "created\n"; }}
+        location ~ ^/status/204 {{ return 204; }}
+        location ~ ^/status/404 {{ return 404 "not found\n"; }}
+        location ~ ^/status/500 {{ return 500 "boom\n"; }}"#,
+            dir = dir.display()
+        );
         let conf = format!(
             r#"
 daemon off;
@@ -60,20 +97,22 @@ http {{
     keepalive_requests 100000;
     default_type text/plain;
     server {{
-        listen 127.0.0.1:{port};
-        location /files/ {{ alias {dir}/files/; sendfile on; }}
-        location /copy/ {{ alias {dir}/files/; sendfile off; }}
-        location /gzip/ {{ alias {dir}/files/; sendfile off; gzip on; gzip_types text/plain; gzip_min_length 0; }}
-        location = /redirect {{ return 301 /status/200; }}
-        location ~ ^/status/200 {{ return 200 "ok\n"; }}
-        location ~ ^/status/201 {{ return 201 "created\n"; }}
-        location ~ ^/status/204 {{ return 204; }}
-        location ~ ^/status/404 {{ return 404 "not found\n"; }}
-        location ~ ^/status/500 {{ return 500 "boom\n"; }}
+        listen 127.0.0.1:{port};{locations}
+    }}
+    server {{
+        # NB: Debian's nginx 1.22 takes http2 on the listen line (`http2 on;` is 1.25+).
+        listen 127.0.0.1:{tls_port} ssl http2;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};{locations}
+    }}
+    server {{
+        listen 127.0.0.1:{h2c_port} http2;{locations}
     }}
 }}
 "#,
-            dir = dir.display()
+            dir = dir.display(),
+            cert = cert.display(),
+            key = key.display(),
         );
         let conf_path = dir.join("nginx.conf");
         std::fs::write(&conf_path, conf)?;
@@ -87,9 +126,18 @@ http {{
             .stderr(Stdio::piped())
             .spawn()
             .with_context(|| format!("starting {bin}"))?;
-        let mut nginx = Nginx { port, dir, child };
+        let mut nginx = Nginx {
+            port,
+            tls_port,
+            h2c_port,
+            dir,
+            child,
+        };
         let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while [port, tls_port, h2c_port]
+            .iter()
+            .any(|p| TcpStream::connect(("127.0.0.1", *p)).is_err())
+        {
             if let Some(status) = nginx.child.try_wait()? {
                 let log =
                     std::fs::read_to_string(nginx.dir.join("logs/error.log")).unwrap_or_default();

@@ -313,6 +313,8 @@ pub struct Ingest {
     /// `conn_stats` counters of closed connections, until reported.
     closed: foldhash::HashMap<StatKey, StatAgg>,
     stats: IngestStats,
+    /// The latest event time seen (monotonic ns), the clock for parsers' expiries.
+    now_ts: u64,
 }
 
 impl Ingest {
@@ -338,6 +340,7 @@ impl Ingest {
             dns: CmdEventsBuilder::with_capacity(schema::dns_events(), 256),
             closed: foldhash::HashMap::default(),
             stats: IngestStats::default(),
+            now_ts: 0,
         }
     }
 
@@ -453,6 +456,7 @@ impl Ingest {
 
     fn data(&mut self, d: DataEvent<'_>) {
         self.stats.data_events += 1;
+        self.now_ts = self.now_ts.max(d.exit_ts);
         let key = ConnKey {
             tgid: d.tgid,
             fd: d.fd,
@@ -715,6 +719,8 @@ impl Ingest {
                 self.emit_cql(conn);
             }
             Parser::Dns(d) => {
+                // NB: a lost UDP reply never completes its query; expire it (counted).
+                d.expire(self.now_ts);
                 d.drain(&mut self.dns_records);
                 self.emit_dns(conn);
             }

@@ -26,6 +26,7 @@ const GEN: u64 = 1000;
 struct Replay {
     ingest: Ingest,
     pos: [u64; 2],
+    tls_pos: [u64; 2],
     ts: u64,
 }
 
@@ -39,6 +40,7 @@ impl Replay {
         Self {
             ingest: Ingest::new(cfg, LocalMetadata::new()),
             pos: [0, 0],
+            tls_pos: [0, 0],
             ts: 10_000,
         }
     }
@@ -59,6 +61,30 @@ impl Replay {
 
     /// Bytes moved in `dir`; `size` may exceed `data` (truncated capture).
     fn data(&mut self, dir: Direction, data: &[u8], size: u64) {
+        self.data_as(dir, data, size, false);
+    }
+
+    /// TLS plaintext from the library's calls: a stream with positions of its own.
+    fn plaintext(&mut self, dir: Direction, data: &[u8]) {
+        let i = usize::from(dir == Direction::Ingress);
+        self.ts += 1_000;
+        self.ingest.handle(Event::Data(DataEvent {
+            tgid: TGID,
+            fd: FD,
+            generation: GEN,
+            dir,
+            role: Role::Unknown,
+            enter_ts: self.ts,
+            exit_ts: self.ts + 500,
+            pos: self.tls_pos[i],
+            size: data.len() as u64,
+            encrypted: true,
+            data,
+        }));
+        self.tls_pos[i] += data.len() as u64;
+    }
+
+    fn data_as(&mut self, dir: Direction, data: &[u8], size: u64, encrypted: bool) {
         let i = usize::from(dir == Direction::Ingress);
         self.ts += 1_000;
         self.ingest.handle(Event::Data(DataEvent {
@@ -71,7 +97,7 @@ impl Replay {
             exit_ts: self.ts + 500,
             pos: self.pos[i],
             size,
-            encrypted: false,
+            encrypted,
             data,
         }));
         self.pos[i] += size;
@@ -320,4 +346,48 @@ fn redis_commands_become_redis_events_rows() {
     assert!(ints(&b, "latency").iter().all(|&l| l > 0));
     let stats = r.ingest.sample_conn_stats(1);
     assert_eq!(stats[0].protocol, schema::protocol::REDIS);
+}
+
+#[test]
+fn tls_plaintext_restarts_the_connection_on_its_own_stream() {
+    let mut r = Replay::new(ClientSide::RemoteOnly);
+    r.open(Role::Server, Ipv4Addr::LOCALHOST);
+    // The handshake: ciphertext the syscalls saw before any SSL_read/SSL_write.
+    r.data(Direction::Ingress, b"\x16\x03\x01\x00\x05hello", 10);
+    r.data(Direction::Egress, b"\x16\x03\x03\x00\x05world", 10);
+    // Then the library's plaintext, positions from 0; late ciphertext is ignored.
+    r.plaintext(Direction::Ingress, b"GET /secret HTTP/1.1\r\nHost: x\r\n\r\n");
+    r.data(Direction::Ingress, b"\x17\x03\x03\x00\x20garbage-ciphertext", 25);
+    r.plaintext(
+        Direction::Egress,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+    );
+    let b = r.rows();
+    assert_eq!(strings(&b, "req_path"), ["/secret"]);
+    assert_eq!(ints(&b, "resp_status"), [200]);
+    let enc = b
+        .column_by_name("encrypted")
+        .expect("encrypted")
+        .as_boolean()
+        .value(0);
+    assert!(enc, "rows from TLS plaintext are marked encrypted");
+}
+
+#[test]
+fn bytes_before_inference_are_replayed_into_the_parser() {
+    // The server speaks first with something no recogniser takes; the client's request is
+    // recognised; the server's first bytes must still reach the parser (here: a response
+    // split so that its head arrived before the request was seen).
+    let mut r = Replay::new(ClientSide::RemoteOnly);
+    r.open(Role::Server, Ipv4Addr::LOCALHOST);
+    r.data(Direction::Ingress, b"\x00\x01", 2);
+    r.data(Direction::Ingress, b"GET /late HTTP/1.1\r\n\r\n", 22);
+    r.data(
+        Direction::Egress,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+        38,
+    );
+    let b = r.rows();
+    // The held garbage is replayed first and resynchronised over; the request still counts.
+    assert_eq!(strings(&b, "req_path"), ["/late"]);
 }

@@ -53,10 +53,12 @@ fn main() -> anyhow::Result<()> {
         }
         Some("overhead") => overhead(arg("--rounds", 7) as usize, arg("--iters", 20_000)),
         Some("wrk") => wrk(arg("--rounds", 3) as usize, arg("--seconds", 8)),
+        Some("wrk-tls") => wrk_tls(arg("--rounds", 3) as usize, arg("--seconds", 8)),
         _ => {
             eprintln!(
                 "usage: pxtop-bench overhead [--rounds 7] [--iters 20000]\n       \
                  pxtop-bench wrk [--rounds 3] [--seconds 8]\n       \
+                 pxtop-bench wrk-tls [--rounds 3] [--seconds 8]\n       \
                  pxtop-bench pingpong [--iters 20000]\n       \
                  pxtop-bench getpid [--iters 1000000]\n\
                  Run as root after `cargo build --release --workspace --bins`."
@@ -448,9 +450,13 @@ fn overhead(rounds: usize, iters: u64) -> anyhow::Result<()> {
 }
 
 fn run_wrk(port: u16, seconds: u64) -> anyhow::Result<(f64, u64)> {
+    run_wrk_url(&format!("http://127.0.0.1:{port}/status/200"), seconds)
+}
+
+fn run_wrk_url(url: &str, seconds: u64) -> anyhow::Result<(f64, u64)> {
     let out = Command::new("wrk")
         .args(["-t2", "-c32", &format!("-d{seconds}s")])
-        .arg(format!("http://127.0.0.1:{port}/status/200"))
+        .arg(url)
         .output()
         .context("wrk is not installed: run tools/setup-debian.sh")?;
     let text = String::from_utf8_lossy(&out.stdout);
@@ -466,6 +472,66 @@ fn run_wrk(port: u16, seconds: u64) -> anyhow::Result<(f64, u64)> {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     Ok((rps, total))
+}
+
+/// wrk over HTTPS (HTTP/1.1 keep-alive over TLS) against nginx: nothing attached, pxtopd
+/// without TLS probes (`--tls-scan-interval 0`: syscalls only, ciphertext), and pxtopd with its
+/// TLS uprobes on libssl (both nginx's and wrk's calls hit them), in alternating rounds.
+fn wrk_tls(rounds: usize, seconds: u64) -> anyhow::Result<()> {
+    let nginx = Nginx::start()?;
+    let url = format!("https://127.0.0.1:{}/status/200", nginx.tls_port);
+    let (mut a, mut b, mut c, mut cpu_per_req, mut fidelity) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let none = run_wrk_url(&url, seconds)?.0;
+        let px = start_pxtopd_with(&["--tls-scan-interval", "0"])?;
+        let plain = run_wrk_url(&url, seconds)?.0;
+        px.stop();
+        let px = start_pxtopd()?;
+        // NB: the first scan for libssl runs at start; give the probes a moment to attach.
+        std::thread::sleep(Duration::from_millis(500));
+        let cpu0 = px.cpu_seconds();
+        let (rps, sent) = run_wrk_url(&url, seconds)?;
+        std::thread::sleep(Duration::from_millis(1500));
+        let cpu = px.cpu_seconds() - cpu0;
+        let captured = px.count_rows(nginx.tls_port)?;
+        px.stop();
+        a.push(none);
+        b.push(plain);
+        c.push(rps);
+        if captured > 0 {
+            cpu_per_req.push(cpu / captured as f64 * 1e6);
+        }
+        fidelity.push(captured as f64 / sent.max(1) as f64);
+        eprintln!(
+            "round {}: none {none:.0} req/s, pxtopd without TLS probes {plain:.0}, \
+             pxtopd with TLS probes {rps:.0} (sent {sent}, captured {captured}, cpu {cpu:.2} s)",
+            round + 1
+        );
+    }
+    let (ma, mb, mc) = (median(&mut a), median(&mut b), median(&mut c));
+    println!(
+        "wrk -t2 -c32 -> nginx over HTTPS on loopback (median of {rounds} alternating rounds of \
+         {seconds} s):"
+    );
+    println!("  nothing attached              {ma:>10.0} req/s");
+    println!(
+        "  pxtopd, no TLS probes         {mb:>10.0} req/s  ({:.1}% of none)",
+        mb / ma * 100.0
+    );
+    println!(
+        "  pxtopd, TLS probes (capture)  {mc:>10.0} req/s  ({:.1}% of none)",
+        mc / ma * 100.0
+    );
+    println!(
+        "  pxtopd CPU per captured request  {:.2} us",
+        median(&mut cpu_per_req)
+    );
+    println!(
+        "  captured / sent                  {:.4}",
+        median(&mut fidelity)
+    );
+    Ok(())
 }
 
 fn wrk(rounds: usize, seconds: u64) -> anyhow::Result<()> {
