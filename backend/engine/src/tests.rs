@@ -510,8 +510,11 @@ async fn bundled_scripts_are_listed_with_descriptions_and_params() {
         names,
         [
             "px/conn_stats",
+            "px/cql_data",
+            "px/dns_data",
             "px/http_data",
             "px/http_request_stats",
+            "px/mysql_data",
             "px/mysql_stats",
             "px/pgsql_data",
             "px/pgsql_stats",
@@ -520,7 +523,7 @@ async fn bundled_scripts_are_listed_with_descriptions_and_params() {
         ]
     );
     assert!(s.iter().all(|s| !s.description.is_empty()));
-    let params: Vec<(&str, &str)> = s[1]
+    let params: Vec<(&str, &str)> = s[3]
         .params
         .iter()
         .map(|p| (p.name.as_str(), p.default.as_str()))
@@ -653,6 +656,7 @@ async fn protocol_data_scripts_compile_and_run_on_empty_tables() {
         ("px/conn_stats", "conn_stats", ""),
         ("px/redis_data", "redis_data", "req_args"),
         ("px/pgsql_data", "pgsql_data", "req"),
+        ("px/mysql_data", "mysql_data", "req_body"),
     ] {
         let src = f.engine.script_source(script).unwrap();
         let out = run(&f.engine, src).await;
@@ -993,7 +997,10 @@ async fn unknown_table_lists_tables_at_the_call() {
     assert_eq!(e.position(), Some((2, 14)), "{m}");
     assert!(
         m.contains("\"http_event\"")
-            && m.contains("http_events, conn_stats, pgsql_events, redis_events, probe_status"),
+            && m.contains(
+                "http_events, conn_stats, pgsql_events, mysql_events, redis_events, cql_events, \
+                 dns_events, probe_status"
+            ),
         "{m}"
     );
     assert_eq!(e.kind(), ErrorKind::NotFound);
@@ -1141,6 +1148,6 @@ async fn unknown_script_lists_the_bundled_ones() {
     assert_eq!(e.kind(), ErrorKind::NotFound);
     assert_eq!(
         e.to_string(),
-        "unknown script \"px/http_dat\"; scripts are: px/conn_stats, px/http_data, px/http_request_stats, px/mysql_stats, px/pgsql_data, px/pgsql_stats, px/probe_status, px/redis_data"
+        "unknown script \"px/http_dat\"; scripts are: px/conn_stats, px/cql_data, px/dns_data, px/http_data, px/http_request_stats, px/mysql_data, px/mysql_stats, px/pgsql_data, px/pgsql_stats, px/probe_status, px/redis_data"
     );
 }

@@ -512,10 +512,27 @@ impl Ingest {
         if let ProtoState::Unknown { attempts, held } = &mut conn.proto {
             *attempts += 1;
             let attempts = *attempts;
-            match infer(d.data) {
-                Some((protocol, kind)) => {
+            // NB: a message can arrive in pieces before anything is recognised (dnsmasq
+            // reads a DNS-over-TCP length prefix a byte at a time): try this direction's held
+            // bytes joined with these first.
+            let joined: Option<Vec<u8>> = held.iter().any(|h| h.dir == d.dir).then(|| {
+                let mut v: Vec<u8> = held
+                    .iter()
+                    .filter(|h| h.dir == d.dir)
+                    .flat_map(|h| h.data.iter().copied())
+                    .collect();
+                v.extend_from_slice(d.data);
+                v
+            });
+            let found = joined
+                .as_deref()
+                .and_then(|j| infer(j).map(|r| (r, j)))
+                .or_else(|| infer(d.data).map(|r| (r, d.data)));
+            match found {
+                Some(((protocol, kind), first)) => {
+                    let parser = Parser::new(protocol, &self.config, first);
                     let held = std::mem::take(held);
-                    let Some(parser) = Parser::new(protocol, &self.config, d.data) else {
+                    let Some(parser) = parser else {
                         self.stats.opaque_conns += 1;
                         conn.proto = ProtoState::Opaque;
                         return;

@@ -155,10 +155,13 @@ fn node_budget_is_split_by_percent() {
     assert_eq!(
         b,
         vec![
-            ("http_events", 750),
+            ("http_events", 600),
             ("conn_stats", 50),
-            ("pgsql_events", 70),
-            ("redis_events", 70),
+            ("pgsql_events", 60),
+            ("mysql_events", 60),
+            ("redis_events", 60),
+            ("cql_events", 50),
+            ("dns_events", 60),
             ("probe_status", 60)
         ]
     );
@@ -173,7 +176,10 @@ fn errors_name_what_exists() {
         .to_string();
     assert!(
         e.contains("\"http_event\"")
-            && e.contains("http_events, conn_stats, pgsql_events, redis_events, probe_status"),
+            && e.contains(
+                "http_events, conn_stats, pgsql_events, mysql_events, redis_events, cql_events, \
+                 dns_events, probe_status"
+            ),
         "{e}"
     );
     assert_eq!(store.resolve("http_events.beta").unwrap(), "http_events");
