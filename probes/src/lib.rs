@@ -13,6 +13,6 @@ pub mod tls;
 
 pub use preflight::{PreflightError, preflight};
 pub use socket::{
-    CloseEvent, Counters, DataEvent, Direction, Event, OpenEvent, Role, SocketTracer, TlsAttachment,
-    TracerConfig, TracerError,
+    CloseEvent, Counters, DataEvent, Direction, Event, OpenEvent, Role, SocketTracer,
+    TlsAttachment, TracerConfig, TracerError,
 };

@@ -469,8 +469,12 @@ impl SocketTracer {
                 functions.push((*sym).to_string());
             }
         }
-        let usable = functions.iter().any(|f| f == "SSL_read" || f == "SSL_read_ex")
-            && functions.iter().any(|f| f == "SSL_write" || f == "SSL_write_ex");
+        let usable = functions
+            .iter()
+            .any(|f| f == "SSL_read" || f == "SSL_read_ex")
+            && functions
+                .iter()
+                .any(|f| f == "SSL_write" || f == "SSL_write_ex");
         if !usable {
             return Err(format!(
                 "{}: no SSL_read/SSL_write pair attached ({})",

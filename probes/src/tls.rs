@@ -76,7 +76,10 @@ pub fn find_libssl(known: &HashSet<FileId>) -> Vec<Library> {
     };
     for entry in procs.flatten() {
         let name = entry.file_name();
-        let Some(pid) = name.to_str().filter(|s| s.bytes().all(|b| b.is_ascii_digit())) else {
+        let Some(pid) = name
+            .to_str()
+            .filter(|s| s.bytes().all(|b| b.is_ascii_digit()))
+        else {
             continue;
         };
         let Ok(maps) = std::fs::read_to_string(entry.path().join("maps")) else {

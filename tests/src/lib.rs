@@ -4,6 +4,9 @@
 #![forbid(unsafe_code)]
 
 pub mod client;
+pub mod dnsmasq;
+pub mod grpc;
+pub mod mariadb;
 pub mod nginx;
 pub mod postgres;
 pub mod redis;

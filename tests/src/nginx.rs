@@ -51,7 +51,9 @@ impl Nginx {
         let cert = dir.join("cert.pem");
         let key = dir.join("key.pem");
         let out = Command::new("openssl")
-            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"])
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            ])
             .args(["-subj", "/CN=localhost", "-keyout"])
             .arg(&key)
             .arg("-out")

@@ -25,8 +25,14 @@ fn curl(args: &[&str], urls: &[String]) -> Vec<u16> {
     for u in urls {
         cmd.args(["-o", "/dev/null", u]);
     }
-    let out = cmd.output().expect("curl is installed by tools/setup-debian.sh");
-    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = cmd
+        .output()
+        .expect("curl is installed by tools/setup-debian.sh");
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| l.trim().parse().expect("status"))
@@ -55,7 +61,11 @@ for i in range({n}):
         .args(["-c", &script])
         .output()
         .expect("python3");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| l.trim().parse().expect("status"))
@@ -92,7 +102,12 @@ async fn http2_and_tls_plaintext_are_captured_exactly() {
     }
     for batch in 0..4 {
         let urls: Vec<String> = (0..50)
-            .map(|i| format!("https://127.0.0.1:{tls}/status/{}?n=h2tls{batch}x{i}", code(i)))
+            .map(|i| {
+                format!(
+                    "https://127.0.0.1:{tls}/status/{}?n=h2tls{batch}x{i}",
+                    code(i)
+                )
+            })
             .collect();
         let got = curl(&["-k", "--http2"], &urls);
         for (u, s) in urls.iter().zip(got) {
@@ -121,7 +136,14 @@ async fn http2_and_tls_plaintext_are_captured_exactly() {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let out = Command::new(pxtop_bin())
             .args(["--addr", &backend.url, "run", "px/http_data"])
-            .args(["--arg", "start_time=-10m", "--arg", "max_rows=100000", "-o", "json"])
+            .args([
+                "--arg",
+                "start_time=-10m",
+                "--arg",
+                "max_rows=100000",
+                "-o",
+                "json",
+            ])
             .env("PXTOP_TOKEN", &backend.token)
             .output()
             .expect("run pxtop");
@@ -149,7 +171,14 @@ async fn http2_and_tls_plaintext_are_captured_exactly() {
         sent.len()
     );
     let status = Command::new(pxtop_bin())
-        .args(["--addr", &backend.url, "run", "px/probe_status", "-o", "json"])
+        .args([
+            "--addr",
+            &backend.url,
+            "run",
+            "px/probe_status",
+            "-o",
+            "json",
+        ])
         .env("PXTOP_TOKEN", &backend.token)
         .output()
         .expect("run pxtop");

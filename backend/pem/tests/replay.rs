@@ -356,8 +356,15 @@ fn tls_plaintext_restarts_the_connection_on_its_own_stream() {
     r.data(Direction::Ingress, b"\x16\x03\x01\x00\x05hello", 10);
     r.data(Direction::Egress, b"\x16\x03\x03\x00\x05world", 10);
     // Then the library's plaintext, positions from 0; late ciphertext is ignored.
-    r.plaintext(Direction::Ingress, b"GET /secret HTTP/1.1\r\nHost: x\r\n\r\n");
-    r.data(Direction::Ingress, b"\x17\x03\x03\x00\x20garbage-ciphertext", 25);
+    r.plaintext(
+        Direction::Ingress,
+        b"GET /secret HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    r.data(
+        Direction::Ingress,
+        b"\x17\x03\x03\x00\x20garbage-ciphertext",
+        25,
+    );
     r.plaintext(
         Direction::Egress,
         b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",

@@ -3,8 +3,8 @@
 //! request/response records. No I/O, no async, bounded memory per connection.
 #![forbid(unsafe_code)]
 
-pub mod dns;
 pub mod cql;
+pub mod dns;
 pub mod http1;
 pub mod http2;
 pub mod infer;

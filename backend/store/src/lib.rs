@@ -25,8 +25,8 @@ use arrow::{
 use parking_lot::RwLock;
 
 pub use rows::{
-    CmdEvent, CmdEventsBuilder, ConnStatsBuilder, Val, ConnStatsRow, HttpEvent, HttpEventsBuilder,
-    ProbeStatusBuilder, ProbeStatusRow,
+    CmdEvent, CmdEventsBuilder, ConnStatsBuilder, ConnStatsRow, HttpEvent, HttpEventsBuilder,
+    ProbeStatusBuilder, ProbeStatusRow, Val,
 };
 pub use schema::TableDef;
 
