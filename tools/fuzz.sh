@@ -23,7 +23,11 @@ mkdir -p "$work"
 export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
 -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing -Cdebug-assertions -Coverflow-checks"
-(cd backend/protocols/fuzz && cargo build --release --bins --target-dir "$work/target" -q)
+# NB: an explicit --target keeps RUSTFLAGS off build scripts and proc macros (as cargo-fuzz
+# does): instrumented build scripts would not link without libFuzzer.
+host=$(rustc -vV | sed -n 's/^host: //p')
+(cd backend/protocols/fuzz && cargo build --release --bins --target "$host" --target-dir "$work/target" -q)
+bin="$work/target/$host/release"
 status=0
 for t in "${targets[@]}"; do
   corpus="$work/corpus/$t"
@@ -32,7 +36,7 @@ for t in "${targets[@]}"; do
     find "backend/protocols/tests/fixtures/$t" -type f -size -64k -exec cp -n {} "$corpus/" \;
   fi
   log="$work/$t.log"
-  if "$work/target/release/$t" -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 \
+  if "$bin/$t" -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 \
     -print_final_stats=1 -artifact_prefix="$work/$t-" "$corpus" >"$log" 2>&1; then
     execs=$(grep -m1 'stat::number_of_executed_units' "$log" | awk '{print $2}')
     cov=$(grep -E '^#[0-9]+' "$log" | tail -1 | grep -o 'cov: [0-9]*' || true)
