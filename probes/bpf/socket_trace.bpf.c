@@ -650,58 +650,22 @@ static __always_inline void ssl_return(struct pt_regs *ctx, int ex)
 	emit_data(tgid, &a, ci, call.dir, pos, (const void *)call.buf, n, ts, PXT_DATA_TLS);
 }
 
-SEC("uprobe")
-int ssl_write_enter(struct pt_regs *ctx)
-{
-	ssl_enter(ctx, PXT_DIR_EGRESS, 0);
-	return 0;
-}
+/* Entry and return programs for one library call; `ex`: the _ex variant. */
+#define SSL_PROBES(name, dir, ex)                                                         \
+	SEC("uprobe")                                                                    \
+	int name##_enter(struct pt_regs *ctx)                                             \
+	{                                                                                \
+		ssl_enter(ctx, dir, ex);                                                 \
+		return 0;                                                                \
+	}                                                                                \
+	SEC("uretprobe")                                                                 \
+	int name##_return(struct pt_regs *ctx)                                            \
+	{                                                                                \
+		ssl_return(ctx, ex);                                                     \
+		return 0;                                                                \
+	}
 
-SEC("uretprobe")
-int ssl_write_return(struct pt_regs *ctx)
-{
-	ssl_return(ctx, 0);
-	return 0;
-}
-
-SEC("uprobe")
-int ssl_read_enter(struct pt_regs *ctx)
-{
-	ssl_enter(ctx, PXT_DIR_INGRESS, 0);
-	return 0;
-}
-
-SEC("uretprobe")
-int ssl_read_return(struct pt_regs *ctx)
-{
-	ssl_return(ctx, 0);
-	return 0;
-}
-
-SEC("uprobe")
-int ssl_write_ex_enter(struct pt_regs *ctx)
-{
-	ssl_enter(ctx, PXT_DIR_EGRESS, 1);
-	return 0;
-}
-
-SEC("uretprobe")
-int ssl_write_ex_return(struct pt_regs *ctx)
-{
-	ssl_return(ctx, 1);
-	return 0;
-}
-
-SEC("uprobe")
-int ssl_read_ex_enter(struct pt_regs *ctx)
-{
-	ssl_enter(ctx, PXT_DIR_INGRESS, 1);
-	return 0;
-}
-
-SEC("uretprobe")
-int ssl_read_ex_return(struct pt_regs *ctx)
-{
-	ssl_return(ctx, 1);
-	return 0;
-}
+SSL_PROBES(ssl_write, PXT_DIR_EGRESS, 0)
+SSL_PROBES(ssl_read, PXT_DIR_INGRESS, 0)
+SSL_PROBES(ssl_write_ex, PXT_DIR_EGRESS, 1)
+SSL_PROBES(ssl_read_ex, PXT_DIR_INGRESS, 1)

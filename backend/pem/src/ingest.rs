@@ -709,178 +709,119 @@ impl Ingest {
                 }
                 self.emit_http1(conn);
             }
+            Parser::Http2(h) => {
+                h.drain(&mut self.records);
+                self.emit_http1(conn);
+            }
             Parser::Redis(r) => {
                 r.drain(&mut self.redis_records);
-                self.emit_redis(conn);
+                let keep = self.keep_records(conn);
+                append_cmd_rows(
+                    &mut self.redis_records,
+                    (&mut self.redis, &mut self.stats),
+                    (conn, &self.config, keep),
+                    |r| CmdRow {
+                        ts: (r.end_ts, r.latency_ns()),
+                        proto: [
+                            r.cmd.as_str().into(),
+                            r.args.as_str().into(),
+                            r.resp.as_str().into(),
+                            Val::Int(0),
+                        ],
+                        cols: 3,
+                        notes: r.notes.join("; ").into(),
+                    },
+                );
             }
             Parser::Pgsql(p) => {
                 p.drain(&mut self.pgsql_records);
                 if p.encrypted() {
                     conn.proto = ProtoState::Opaque;
                 }
-                self.emit_pgsql(conn);
-            }
-            Parser::Http2(h) => {
-                h.drain(&mut self.records);
-                self.emit_http1(conn);
+                let keep = self.keep_records(conn);
+                append_cmd_rows(
+                    &mut self.pgsql_records,
+                    (&mut self.pgsql, &mut self.stats),
+                    (conn, &self.config, keep),
+                    |r| CmdRow {
+                        ts: (r.end_ts, r.latency_ns()),
+                        proto: [
+                            r.cmd.as_str().into(),
+                            r.req.as_str().into(),
+                            r.resp.as_str().into(),
+                            Val::Int(0),
+                        ],
+                        cols: 3,
+                        notes: "".into(),
+                    },
+                );
             }
             Parser::Mysql(m) => {
                 m.drain(&mut self.mysql_records);
                 if m.encrypted() || m.compressed() {
                     conn.proto = ProtoState::Opaque;
                 }
-                self.emit_mysql(conn);
+                let keep = self.keep_records(conn);
+                append_cmd_rows(
+                    &mut self.mysql_records,
+                    (&mut self.mysql, &mut self.stats),
+                    (conn, &self.config, keep),
+                    |r| CmdRow {
+                        ts: (r.end_ts, r.latency_ns()),
+                        proto: [
+                            Val::Int(i64::from(r.cmd)),
+                            r.req_body.as_str().into(),
+                            Val::Int(r.status.as_i64()),
+                            r.resp_body.as_str().into(),
+                        ],
+                        cols: 4,
+                        notes: "".into(),
+                    },
+                );
             }
             Parser::Cql(c) => {
                 c.drain(&mut self.cql_records);
-                self.emit_cql(conn);
+                let keep = self.keep_records(conn);
+                append_cmd_rows(
+                    &mut self.cql_records,
+                    (&mut self.cql, &mut self.stats),
+                    (conn, &self.config, keep),
+                    |r| CmdRow {
+                        ts: (r.end_ts, r.latency_ns()),
+                        proto: [
+                            Val::Int(i64::from(r.req_op)),
+                            r.req_body.as_str().into(),
+                            Val::Int(i64::from(r.resp_op)),
+                            r.resp_body.as_str().into(),
+                        ],
+                        cols: 4,
+                        notes: if r.compressed { "compressed body" } else { "" }.into(),
+                    },
+                );
             }
             Parser::Dns(d) => {
                 // NB: a lost UDP reply never completes its query; expire it (counted).
                 d.expire(self.now_ts);
                 d.drain(&mut self.dns_records);
-                self.emit_dns(conn);
-            }
-        }
-    }
-
-    fn emit_mysql(&mut self, conn: &Conn) {
-        if self.mysql_records.is_empty() {
-            return;
-        }
-        let records = std::mem::take(&mut self.mysql_records);
-        if self.keep_records(conn) {
-            for r in &records {
-                let proto = [
-                    Val::Int(i64::from(r.cmd)),
-                    r.req_body.as_str().into(),
-                    Val::Int(r.status.as_i64()),
-                    r.resp_body.as_str().into(),
-                ];
-                let row = cmd_event(conn, &self.config, (r.end_ts, r.latency_ns()), &proto, "");
-                self.mysql.append(&row);
-                self.stats.rows += 1;
-            }
-        } else {
-            self.stats.client_rows_deduplicated += records.len() as u64;
-        }
-        self.mysql_records = records;
-        self.mysql_records.clear();
-    }
-
-    fn emit_cql(&mut self, conn: &Conn) {
-        if self.cql_records.is_empty() {
-            return;
-        }
-        let records = std::mem::take(&mut self.cql_records);
-        if self.keep_records(conn) {
-            for r in &records {
-                let proto = [
-                    Val::Int(i64::from(r.req_op)),
-                    r.req_body.as_str().into(),
-                    Val::Int(i64::from(r.resp_op)),
-                    r.resp_body.as_str().into(),
-                ];
-                let notes = if r.compressed { "compressed body" } else { "" };
-                let row = cmd_event(
-                    conn,
-                    &self.config,
-                    (r.end_ts, r.latency_ns()),
-                    &proto,
-                    notes,
+                let keep = self.keep_records(conn);
+                append_cmd_rows(
+                    &mut self.dns_records,
+                    (&mut self.dns, &mut self.stats),
+                    (conn, &self.config, keep),
+                    |r| CmdRow {
+                        ts: (r.end_ts, r.latency_ns()),
+                        proto: [
+                            r.req_header.as_str().into(),
+                            r.req_body.as_str().into(),
+                            r.resp_header.as_str().into(),
+                            r.resp_body.as_str().into(),
+                        ],
+                        cols: 4,
+                        notes: r.notes.join("; ").into(),
+                    },
                 );
-                self.cql.append(&row);
-                self.stats.rows += 1;
             }
-        } else {
-            self.stats.client_rows_deduplicated += records.len() as u64;
         }
-        self.cql_records = records;
-        self.cql_records.clear();
-    }
-
-    fn emit_dns(&mut self, conn: &Conn) {
-        if self.dns_records.is_empty() {
-            return;
-        }
-        let records = std::mem::take(&mut self.dns_records);
-        if self.keep_records(conn) {
-            for r in &records {
-                let proto = [
-                    r.req_header.as_str().into(),
-                    r.req_body.as_str().into(),
-                    r.resp_header.as_str().into(),
-                    r.resp_body.as_str().into(),
-                ];
-                let notes = r.notes.join("; ");
-                let row = cmd_event(
-                    conn,
-                    &self.config,
-                    (r.end_ts, r.latency_ns()),
-                    &proto,
-                    &notes,
-                );
-                self.dns.append(&row);
-                self.stats.rows += 1;
-            }
-        } else {
-            self.stats.client_rows_deduplicated += records.len() as u64;
-        }
-        self.dns_records = records;
-        self.dns_records.clear();
-    }
-
-    fn emit_pgsql(&mut self, conn: &Conn) {
-        if self.pgsql_records.is_empty() {
-            return;
-        }
-        let records = std::mem::take(&mut self.pgsql_records);
-        if self.keep_records(conn) {
-            for r in &records {
-                let proto = [
-                    r.cmd.as_str().into(),
-                    r.req.as_str().into(),
-                    r.resp.as_str().into(),
-                ];
-                let row = cmd_event(conn, &self.config, (r.end_ts, r.latency_ns()), &proto, "");
-                self.pgsql.append(&row);
-                self.stats.rows += 1;
-            }
-        } else {
-            self.stats.client_rows_deduplicated += records.len() as u64;
-        }
-        self.pgsql_records = records;
-        self.pgsql_records.clear();
-    }
-
-    fn emit_redis(&mut self, conn: &Conn) {
-        if self.redis_records.is_empty() {
-            return;
-        }
-        let records = std::mem::take(&mut self.redis_records);
-        if self.keep_records(conn) {
-            for r in &records {
-                let notes = r.notes.join("; ");
-                let proto = [
-                    r.cmd.as_str().into(),
-                    r.args.as_str().into(),
-                    r.resp.as_str().into(),
-                ];
-                let row = cmd_event(
-                    conn,
-                    &self.config,
-                    (r.end_ts, r.latency_ns()),
-                    &proto,
-                    &notes,
-                );
-                self.redis.append(&row);
-                self.stats.rows += 1;
-            }
-        } else {
-            self.stats.client_rows_deduplicated += records.len() as u64;
-        }
-        self.redis_records = records;
-        self.redis_records.clear();
     }
 
     fn emit_http1(&mut self, conn: &Conn) {
@@ -903,6 +844,45 @@ impl Ingest {
         self.records = records;
         self.records.clear();
     }
+}
+
+/// A record's row in a protocol table shaped by `schema::cmd_events`: end time and latency,
+/// its protocol columns (the first `cols` of `proto`) and notes.
+struct CmdRow<'r> {
+    ts: (u64, u64),
+    proto: [Val<'r>; 4],
+    cols: usize,
+    notes: Cow<'r, str>,
+}
+
+/// Appends the rows of one connection's drained `records` to `out` (or counts them as left to
+/// the server side when `keep` is false), and empties `records`, keeping its capacity.
+fn append_cmd_rows<R>(
+    records: &mut Vec<R>,
+    (out, stats): (&mut CmdEventsBuilder, &mut IngestStats),
+    (conn, cfg, keep): (&Conn, &IngestConfig, bool),
+    to_row: impl for<'r> Fn(&'r R) -> CmdRow<'r>,
+) {
+    if records.is_empty() {
+        return;
+    }
+    if keep {
+        for r in records.iter() {
+            let row = to_row(r);
+            let cols = row.cols.min(row.proto.len());
+            out.append(&cmd_event(
+                conn,
+                cfg,
+                row.ts,
+                &row.proto[..cols],
+                &row.notes,
+            ));
+            stats.rows += 1;
+        }
+    } else {
+        stats.client_rows_deduplicated += records.len() as u64;
+    }
+    records.clear();
 }
 
 /// A row of a protocol table shaped by `schema::cmd_events` (`redis_events`, `pgsql_events`,
