@@ -298,7 +298,11 @@ async fn nginx_traffic_is_captured_exactly_and_served_by_pxtop_run() {
         String::from_utf8_lossy(&status.stderr)
     );
     let text = String::from_utf8_lossy(&status.stdout);
-    let last = text.lines().last().unwrap_or_default();
+    // NB: one row per probe per sample (socket_tracer, tls_tracer): the socket tracer's last.
+    let last = text
+        .lines()
+        .rfind(|l| l.contains("\"probe\":\"socket_tracer\""))
+        .unwrap_or_default();
     let v: serde_json::Value = serde_json::from_str(last).unwrap_or_default();
     assert!(
         v["events"].as_i64().unwrap_or(0) > 0,
