@@ -634,7 +634,15 @@ fn answer_json(out: &mut String, rr: &Rr<RData>, max: usize) {
         }
         // Empty rdata (RFC 2136 prerequisites): nothing to show.
         RData::Update0(_) => {}
-        other => field(out, "data", &cut(other.to_string(), max)),
+        // NB: some of hickory's `Display` impls fail on records that decoded (an SVCB
+        // parameter it can't print, found by fuzzing); `to_string` would panic on that.
+        other => {
+            let mut text = String::new();
+            if write!(text, "{other}").is_err() {
+                text = format!("<{} rdata not printable>", type_name(other.record_type()));
+            }
+            field(out, "data", &cut(text, max));
+        }
     }
     out.push('}');
 }

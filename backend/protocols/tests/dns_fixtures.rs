@@ -166,3 +166,12 @@ fn real_queries_are_inferred_as_dns_and_replies_are_not() {
         assert_eq!(infer(r), None);
     }
 }
+
+/// libFuzzer found an answer whose record decodes but whose `Display` (hickory's) fails;
+/// rendering it used `to_string`, which panics on that. The input is kept as found.
+#[test]
+fn fuzz_regression_rdata_display_error() {
+    let input = include_bytes!("fixtures/fuzz/dns-rdata-display.bin");
+    let stats = pxtop_protocols::dns::fuzz_one(input);
+    assert!(stats.records <= input.len() as u64, "{stats:?}");
+}
