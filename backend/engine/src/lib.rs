@@ -187,6 +187,18 @@ impl Engine {
         let now_ns = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+        self.compile_at(source, args, now_ns)
+    }
+
+    /// [`Engine::compile`] with "now" given (ns since the epoch): relative times (`-5m`) and
+    /// `px::now()` resolve against it, so the same script compiles to the same plans on every
+    /// node of a query, and golden tests are reproducible.
+    pub fn compile_at(
+        &self,
+        source: &str,
+        args: &BTreeMap<String, String>,
+        now_ns: i64,
+    ) -> Result<Compiled, EngineError> {
         let env = Arc::new(Env {
             store: self.store.clone(),
             metadata: self.metadata.clone(),
