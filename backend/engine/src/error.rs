@@ -13,6 +13,8 @@ pub enum ErrorKind {
     NotFound,
     /// The engine or the query failed for a reason the caller cannot fix by editing the script.
     Internal,
+    /// The nodes holding the data did not answer; retrying later may work.
+    Unavailable,
 }
 
 /// Everything the engine can fail with. Each message quotes the offending value and names the
@@ -68,6 +70,12 @@ pub enum EngineError {
         "the query did not finish within {0:?}; narrow start_time or filter earlier in the script"
     )]
     Timeout(Duration),
+    /// No PEM answered a split query.
+    #[error("no PEM answered the query: {}", warnings.join("; "))]
+    NoPem {
+        /// Why each PEM did not answer.
+        warnings: Vec<String>,
+    },
     /// DataFusion failed while running a compiled plan.
     #[error("query failed while computing output {output:?}: {message}")]
     Execution {
@@ -86,6 +94,7 @@ impl EngineError {
             EngineError::UnknownScript { .. } => ErrorKind::NotFound,
             EngineError::UnknownArgs { .. } | EngineError::NoOutput => ErrorKind::InvalidArgument,
             EngineError::Timeout(_) | EngineError::Execution { .. } => ErrorKind::Internal,
+            EngineError::NoPem { .. } => ErrorKind::Unavailable,
         }
     }
 

@@ -11,9 +11,12 @@ mod error;
 mod frame;
 mod provider;
 mod script;
+mod split;
 mod sql;
 mod time;
 
+#[cfg(test)]
+mod split_tests;
 #[cfg(test)]
 mod tests;
 
@@ -25,13 +28,14 @@ use std::{
 
 use arrow::{array::RecordBatch, datatypes::SchemaRef};
 use datafusion::{
-    logical_expr::LogicalPlanBuilder,
-    prelude::{SessionConfig, SessionContext},
+    logical_expr::{LogicalPlan, LogicalPlanBuilder},
+    prelude::SessionContext,
 };
 use pxtop_metadata::Metadata;
 use pxtop_store::Store;
 
 pub use error::{EngineError, ErrorKind};
+pub use split::{InProcessFleet, PemAnswer, PemFleet, PemRequest, ipc_decode, ipc_encode};
 pub use sql::{SqlDialect, normalize_sql};
 
 use script::{Env, Planned, State};
@@ -83,6 +87,8 @@ pub struct ScriptInfo {
 pub struct Compiled {
     outputs: Vec<Planned>,
     params: Vec<ParamInfo>,
+    /// What it was compiled from, so PEMs can compile the same plans.
+    request: PemRequest,
 }
 
 impl Compiled {
@@ -225,6 +231,12 @@ impl Engine {
         Ok(Compiled {
             outputs: state.outputs,
             params: state.params,
+            request: PemRequest {
+                source: Arc::from(source),
+                args: args.clone(),
+                now_ns,
+                max_output_rows: self.config.max_output_rows,
+            },
         })
     }
 
@@ -237,34 +249,160 @@ impl Engine {
     }
 
     async fn run(&self, compiled: Compiled) -> Result<Vec<OutputTable>, EngineError> {
-        let ctx = SessionContext::new_with_config(SessionConfig::new());
-        let max = self.config.max_output_rows;
-        let mut out = Vec::with_capacity(compiled.outputs.len());
-        for o in compiled.outputs {
-            let failed = |e: datafusion::error::DataFusionError| EngineError::Execution {
-                output: o.name.clone(),
+        let max = compiled.request.max_output_rows;
+        let plans = capped(&compiled.outputs, max)?;
+        run_plans(&split::session(), compiled.outputs, plans, max).await
+    }
+
+    /// PEM side of a split query: compiles the script as Kelvin did and runs every fragment
+    /// on this node's data (see `split.rs`). Results are per fragment, in Kelvin's order.
+    pub async fn run_pem_part(
+        &self,
+        request: &PemRequest,
+    ) -> Result<Vec<Vec<RecordBatch>>, EngineError> {
+        let compiled = self.compile_at(&request.source, &request.args, request.now_ns)?;
+        let plans = capped(&compiled.outputs, request.max_output_rows)?;
+        let timeout = self.config.script_timeout;
+        tokio::time::timeout(timeout, split::run_fragments(&plans))
+            .await
+            .unwrap_or(Err(datafusion::error::DataFusionError::Execution(format!(
+                "the PEM part did not finish within {timeout:?}"
+            ))))
+            .map_err(|e| EngineError::Execution {
+                output: "(PEM part)".into(),
                 message: e.strip_backtrace(),
-            };
-            // One row past the cap tells us whether anything was cut.
-            let plan = LogicalPlanBuilder::new_from_arc(o.plan.clone())
+            })
+    }
+
+    /// Kelvin side of a split query: every PEM in `fleet` runs the part of each output below
+    /// its first aggregation (or its rows' filters, projections and limit), and this runs the
+    /// rest over their merged answers. PEMs that fail are named in the warnings; if none
+    /// answers the query fails.
+    pub async fn execute_split(
+        &self,
+        compiled: Compiled,
+        fleet: &dyn PemFleet,
+    ) -> Result<SplitOutcome, EngineError> {
+        let timeout = self.config.script_timeout;
+        tokio::time::timeout(timeout, self.run_split(compiled, fleet))
+            .await
+            .unwrap_or(Err(EngineError::Timeout(timeout)))
+    }
+
+    async fn run_split(
+        &self,
+        compiled: Compiled,
+        fleet: &dyn PemFleet,
+    ) -> Result<SplitOutcome, EngineError> {
+        let failed = |e: datafusion::error::DataFusionError| EngineError::Execution {
+            output: "(split)".into(),
+            message: e.strip_backtrace(),
+        };
+        let max = compiled.request.max_output_rows;
+        let plans = capped(&compiled.outputs, max)?;
+        let split = split::split_all(&plans).map_err(failed)?;
+        let answers = fleet.run(&compiled.request).await;
+        let mut warnings = Vec::new();
+        let mut merged: Vec<Vec<RecordBatch>> = vec![Vec::new(); split.fragments.len()];
+        let mut answered = Vec::new();
+        let mut pem_bytes = 0;
+        for a in answers {
+            match a.result {
+                Ok(parts) if parts.len() == merged.len() => {
+                    for (m, p) in merged.iter_mut().zip(parts) {
+                        m.extend(p);
+                    }
+                    pem_bytes += a.wire_bytes;
+                    answered.push(a.pem);
+                }
+                Ok(parts) => warnings.push(format!(
+                    "PEM {} answered {} fragments where {} were asked; its rows are left out \
+                     (is it on this Kelvin's version?)",
+                    a.pem,
+                    parts.len(),
+                    merged.len()
+                )),
+                Err(e) => warnings.push(format!(
+                    "PEM {} did not answer, its rows are missing: {e}",
+                    a.pem
+                )),
+            }
+        }
+        if answered.is_empty() {
+            return Err(EngineError::NoPem { warnings });
+        }
+        let ctx = split::kelvin_session(&split.fragments, merged, &answered)
+            .await
+            .map_err(failed)?;
+        let tables = run_plans(&ctx, compiled.outputs, split.outputs, max).await?;
+        Ok(SplitOutcome {
+            tables,
+            warnings,
+            pems: answered,
+            pem_bytes,
+            fragments: split.fragments.len(),
+        })
+    }
+}
+
+/// What [`Engine::execute_split`] returns.
+#[derive(Debug)]
+pub struct SplitOutcome {
+    /// The outputs, as [`Engine::execute`] returns them.
+    pub tables: Vec<OutputTable>,
+    /// PEMs that did not answer, and why.
+    pub warnings: Vec<String>,
+    /// The PEMs whose answers are in the tables.
+    pub pems: Vec<String>,
+    /// Bytes the PEMs' answers took on the wire.
+    pub pem_bytes: u64,
+    /// Fragments each PEM ran.
+    pub fragments: usize,
+}
+
+/// Each output's plan with the row cap on top: one row past the cap tells whether anything
+/// was cut.
+fn capped(outputs: &[Planned], max: usize) -> Result<Vec<LogicalPlan>, EngineError> {
+    outputs
+        .iter()
+        .map(|o| {
+            LogicalPlanBuilder::new_from_arc(o.plan.clone())
                 .limit(0, Some(max.saturating_add(1)))
                 .and_then(LogicalPlanBuilder::build)
-                .map_err(failed)?;
-            let df = ctx.execute_logical_plan(plan).await.map_err(failed)?;
-            let logical: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-            let batches = df.collect().await.map_err(failed)?;
-            let schema = batches.first().map_or(logical, RecordBatch::schema);
-            let (batches, truncated) = cap(batches, max);
-            out.push(OutputTable {
-                name: o.name,
-                widget: o.widget,
-                schema,
-                batches,
-                truncated,
-            });
-        }
-        Ok(out)
+                .map_err(|e| EngineError::Execution {
+                    output: o.name.clone(),
+                    message: e.strip_backtrace(),
+                })
+        })
+        .collect()
+}
+
+async fn run_plans(
+    ctx: &SessionContext,
+    outputs: Vec<Planned>,
+    plans: Vec<LogicalPlan>,
+    max: usize,
+) -> Result<Vec<OutputTable>, EngineError> {
+    let mut out = Vec::with_capacity(outputs.len());
+    for (o, plan) in outputs.into_iter().zip(plans) {
+        let failed = |e: datafusion::error::DataFusionError| EngineError::Execution {
+            output: o.name.clone(),
+            message: e.strip_backtrace(),
+        };
+        let df = ctx.execute_logical_plan(plan).await.map_err(failed)?;
+        let logical: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let batches = df.collect().await.map_err(failed)?;
+        let schema = batches.first().map_or(logical, RecordBatch::schema);
+        let (batches, truncated) = cap(batches, max);
+        out.push(OutputTable {
+            name: o.name,
+            widget: o.widget,
+            schema,
+            batches,
+            truncated,
+        });
     }
+    Ok(out)
 }
 
 /// Keeps the first `max` rows.

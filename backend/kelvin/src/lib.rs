@@ -135,6 +135,7 @@ fn to_status(e: EngineError) -> Status {
         ErrorKind::InvalidArgument => Status::invalid_argument(msg),
         ErrorKind::NotFound => Status::not_found(msg),
         ErrorKind::Internal => Status::internal(msg),
+        ErrorKind::Unavailable => Status::unavailable(msg),
     }
 }
 
