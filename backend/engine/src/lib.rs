@@ -159,17 +159,27 @@ impl Engine {
                     .map(|(name, source)| ScriptInfo {
                         name: (*name).to_string(),
                         description: description(source),
-                        params: match self.compile(source, &BTreeMap::new()) {
-                            Ok(c) => c.params,
-                            Err(e) => {
-                                tracing::warn!("bundled script {name} does not compile: {e}");
-                                Vec::new()
-                            }
-                        },
+                        params: self.declared_params(name, source),
                     })
                     .collect()
             })
             .clone()
+    }
+
+    /// The parameters `source` declares, also when it fails later (a script over a table whose
+    /// data source is not built yet still lists its arguments).
+    fn declared_params(&self, name: &str, source: &str) -> Vec<ParamInfo> {
+        let env = Arc::new(Env {
+            store: self.store.clone(),
+            metadata: self.metadata.clone(),
+            args: BTreeMap::new(),
+            now_ns: wall_ns(),
+            state: Mutex::new(State::default()),
+        });
+        if let Err(e) = script::run(&env, source, self.config.script_timeout) {
+            tracing::debug!("bundled script {name} does not compile here: {e}");
+        }
+        std::mem::take(&mut env.state.lock().unwrap_or_else(|p| p.into_inner()).params)
     }
 
     /// The source of a bundled script, by `px/http_data` or `http_data`.
@@ -190,10 +200,7 @@ impl Engine {
         source: &str,
         args: &BTreeMap<String, String>,
     ) -> Result<Compiled, EngineError> {
-        let now_ns = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
-        self.compile_at(source, args, now_ns)
+        self.compile_at(source, args, wall_ns())
     }
 
     /// [`Engine::compile`] with "now" given (ns since the epoch): relative times (`-5m`) and
@@ -403,6 +410,13 @@ async fn run_plans(
         });
     }
     Ok(out)
+}
+
+/// Now, in ns since the Unix epoch.
+fn wall_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
 /// Keeps the first `max` rows.

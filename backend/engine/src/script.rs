@@ -6,7 +6,10 @@
 //! - `px::param(name, default, help)`: the argument `name`, parsed as `default`'s type (int,
 //!   float, bool or string), else `default`.
 //! - `px::DataFrame(table, start?, end?)`: times are `"-5m"`-style, ns integers, RFC 3339 or
-//!   `""` (unbounded). `px::now()` is ns since the epoch.
+//!   `""` (unbounded). `px::now()` is ns since the epoch. A table Pixie has whose data source
+//!   pxtop lacks yet fails with the store's "no data source" message, never an empty frame.
+//! - `px::schemas()`: a DataFrame of `table_name`, `column_name`, `column_type` (Pixie's type
+//!   names), one row per column of every table the store holds.
 //! - Columns: `df["x"]`, `df.x`, `df.col("x")`; assign with `df["y"] = expr` or `df.y = expr`.
 //! - `Expr` operators `+ - * / % == != < <= > >= & | ! -` with columns and literals; methods
 //!   `contains`, `starts_with`, `ends_with`, `lower`, `upper`, `is_null`, `is_not_null`,
@@ -24,8 +27,12 @@ use std::{
     time::{Duration, Instant},
 };
 
+use arrow::{
+    array::{RecordBatch, StringArray},
+    datatypes::{DataType, Field, Schema},
+};
 use datafusion::{
-    datasource::provider_as_source,
+    datasource::{MemTable, provider_as_source},
     functions::string::expr_fn::{contains, ends_with, lower, starts_with, upper},
     logical_expr::{LogicalPlan, LogicalPlanBuilder, Operator, when},
     prelude::lit,
@@ -175,6 +182,44 @@ impl Env {
         )))
     }
 
+    /// `px::schemas()`: one row per table the store holds and column, with Pixie's type names.
+    fn schemas(&self) -> RhaiResult<Frame> {
+        let (mut tables, mut columns, mut types) = (Vec::new(), Vec::new(), Vec::new());
+        for name in self.store.table_names() {
+            let schema = self
+                .store
+                .schema(&name)
+                .map_err(|e| fault(ErrorKind::Internal, e.to_string()))?;
+            for f in schema.fields() {
+                tables.push(name.clone());
+                columns.push(f.name().clone());
+                types.push(pixie_type(f.data_type()));
+            }
+        }
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("table_name", DataType::Utf8, false),
+            Field::new("column_name", DataType::Utf8, false),
+            Field::new("column_type", DataType::Utf8, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(StringArray::from(tables)),
+                Arc::new(StringArray::from(columns)),
+                Arc::new(StringArray::from(types)),
+            ],
+        )
+        .map_err(|e| fault(ErrorKind::Internal, e.to_string()))?;
+        let table = MemTable::try_new(schema, vec![vec![batch]]).map_err(df_err)?;
+        let plan = LogicalPlanBuilder::scan("schemas", provider_as_source(Arc::new(table)), None)
+            .and_then(LogicalPlanBuilder::build)
+            .map_err(df_err)?;
+        Ok(Frame {
+            plan: Arc::new(plan),
+            origin: Arc::from("schemas"),
+        })
+    }
+
     /// `px::display(df, name, widget)`.
     fn display(&self, df: Frame, name: &str, widget: &Dynamic) -> RhaiResult<()> {
         if name.trim().is_empty() {
@@ -219,6 +264,19 @@ impl Env {
         Ok(ColExpr(
             CtxUdf::udf(self.metadata.clone(), key).call(vec![upid.0]),
         ))
+    }
+}
+
+/// A column type as Pixie names it (`INT64`, `STRING`, `TIME64NS`, ...), so `px/schemas` reads
+/// as Pixie's does.
+fn pixie_type(t: &DataType) -> String {
+    match t {
+        DataType::Boolean => "BOOLEAN".to_string(),
+        DataType::Int64 => "INT64".to_string(),
+        DataType::Float64 => "FLOAT64".to_string(),
+        DataType::Utf8 => "STRING".to_string(),
+        DataType::Timestamp(_, _) => "TIME64NS".to_string(),
+        other => other.to_string(),
     }
 }
 
@@ -458,6 +516,10 @@ fn px_module(env: &Arc<Env>) -> Module {
     );
     let now = env.now_ns;
     m.set_native_fn("now", move || Ok(now));
+    let e = env.clone();
+    m.set_native_fn("schemas", move |c: NativeCallContext<'_>| {
+        placed(&c, e.schemas())
+    });
     let e = env.clone();
     m.set_native_fn(
         "ctx",

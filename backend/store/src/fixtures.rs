@@ -1,12 +1,19 @@
-//! Deterministic, realistic `http_events` rows for tests and benchmarks (feature `fixtures`):
-//! four services (upids of pids 1001..=1004), a dozen endpoints, mostly 2xx with some 3xx, 4xx
-//! and 5xx, and a long-tailed latency, one row per millisecond from `start_ns`.
+//! Deterministic, realistic rows for tests, benchmarks and the scripts' golden outputs (feature
+//! `fixtures`): four services (upids of pids 1001..=1004: frontend, cart, checkout, users in the
+//! engine's tests), mostly successful with errors and a slow tail mixed in.
+//!
+//! [`http_events`] is one row per millisecond (the benchmarks' load); [`fill`] puts every table
+//! the store holds into a store, spread over [`SPAN_NS`] as a small live system would.
 
 use arrow::array::RecordBatch;
 
 use crate::{
-    rows::{HttpEvent, HttpEventsBuilder},
-    schema::{content_type, format_upid, trace_role},
+    Store, StoreError,
+    rows::{
+        CmdEvent, CmdEventsBuilder, ConnStatsBuilder, ConnStatsRow, HttpEvent, HttpEventsBuilder,
+        ProbeStatusBuilder, ProbeStatusRow, Val,
+    },
+    schema::{self, content_type, format_upid, mysql_status, protocol, trace_role},
 };
 
 /// Rows per batch, as the store seals them.
@@ -46,6 +53,11 @@ pub fn upid(i: u32) -> String {
 
 /// `n` rows, one per millisecond from `start_ns`, in batches of up to 8192 rows.
 pub fn http_events(n: usize, start_ns: i64, seed: u64) -> Vec<RecordBatch> {
+    http_events_every(n, start_ns, 1_000_000, seed)
+}
+
+/// `n` rows, one per `step_ns` from `start_ns`, in batches of up to 8192 rows.
+pub fn http_events_every(n: usize, start_ns: i64, step_ns: i64, seed: u64) -> Vec<RecordBatch> {
     let mut rng = Rng(seed | 1);
     let upids: Vec<String> = (0..4).map(upid).collect();
     let mut out = Vec::with_capacity(n / BATCH_ROWS + 1);
@@ -79,7 +91,7 @@ pub fn http_events(n: usize, start_ns: i64, seed: u64) -> Vec<RecordBatch> {
             ((r >> 32) % 8192) as i64
         };
         b.append(&HttpEvent {
-            time_ns: start_ns + i as i64 * 1_000_000,
+            time_ns: start_ns + i as i64 * step_ns,
             upid: upids[((r >> 48) % 4) as usize].as_str().into(),
             remote_addr: format!("10.0.0.{}", (r >> 52) % 32 + 1).into(),
             remote_port: 30_000 + ((r >> 20) % 20_000) as i64,
@@ -127,4 +139,615 @@ pub fn http_events(n: usize, start_ns: i64, seed: u64) -> Vec<RecordBatch> {
         out.push(b.finish());
     }
     out
+}
+
+const SEC: i64 = 1_000_000_000;
+
+/// How long [`fill`]'s rows span from its start time.
+pub const SPAN_NS: i64 = 240 * SEC;
+
+/// The agent's own upid, which `probe_status` rows carry.
+pub fn agent_upid() -> String {
+    format_upid(1, 900, 4000)
+}
+
+/// Every table the store holds, filled from `start_ns` over [`SPAN_NS`]: ~2,400 HTTP requests
+/// served by the four services, their clients' database, cache and DNS traffic, connection
+/// counters every 10 s, and the probes' health every 10 s. One batch per table, so queries over
+/// it see the rows in one order whatever the machine (aggregates merge deterministically).
+pub fn fill(store: &Store, start_ns: i64) -> Result<(), StoreError> {
+    for b in http_events_every(2400, start_ns, SPAN_NS / 2400, 42) {
+        store.append("http_events", b)?;
+    }
+    store.append("conn_stats", conn_stats(start_ns))?;
+    store.append("pgsql_events", pgsql_events(600, start_ns, 7))?;
+    store.append("mysql_events", mysql_events(500, start_ns, 11))?;
+    store.append("redis_events", redis_events(900, start_ns, 13))?;
+    store.append("cql_events", cql_events(300, start_ns, 17))?;
+    store.append("dns_events", dns_events(400, start_ns, 19))?;
+    store.append("probe_status", probe_status(start_ns))?;
+    Ok(())
+}
+
+/// A service's address (service `i`, 0..4), as its peers see it.
+fn service_addr(i: u32) -> String {
+    format!("10.0.1.{}", i + 1)
+}
+
+/// Latency in ns: `base_us` microseconds ±50%, and one in 40 taking 30x as long.
+fn latency(r: u64, base_us: i64) -> i64 {
+    let base = base_us * 1000;
+    let jitter = ((r >> 16) % 1000) as i64;
+    let ns = base / 2 + base * jitter / 1000;
+    if (r >> 40).is_multiple_of(40) {
+        ns * 30
+    } else {
+        ns
+    }
+}
+
+/// One protocol table: `n` client-side rows from `clients` (service indexes) to the server at
+/// `remote`, evenly spread over [`SPAN_NS`]; `row` gives the protocol columns and a base
+/// latency (µs) from a random draw.
+fn client_rows(
+    schema: arrow::datatypes::SchemaRef,
+    (n, start_ns, seed): (usize, i64, u64),
+    clients: &[u32],
+    remote: (&str, i64),
+    row: impl Fn(u64) -> (Vec<Val<'static>>, i64),
+) -> RecordBatch {
+    let mut rng = Rng(seed | 1);
+    let mut b = CmdEventsBuilder::with_capacity(schema, n);
+    let step = SPAN_NS / n.max(1) as i64;
+    for i in 0..n {
+        let r = rng.next();
+        let client = clients[((r >> 48) % clients.len() as u64) as usize];
+        let (proto, base_us) = row(r);
+        b.append(&CmdEvent {
+            time_ns: start_ns + i as i64 * step,
+            upid: upid(client).into(),
+            remote_addr: remote.0.into(),
+            remote_port: remote.1,
+            local_addr: service_addr(client).into(),
+            local_port: 40_000 + i64::from(client) * 100 + ((r >> 24) % 8) as i64,
+            trace_role: trace_role::CLIENT,
+            encrypted: false,
+            proto: &proto,
+            latency: latency(r, base_us),
+            px_info: "".into(),
+        });
+    }
+    b.finish()
+}
+
+/// Picks from `choices` by weight with the draw `r`.
+fn weighted<T: Clone>(r: u64, choices: &[(u64, T)]) -> T {
+    let total: u64 = choices.iter().map(|(w, _)| w).sum();
+    let mut x = r % total.max(1);
+    for (w, c) in choices {
+        if x < *w {
+            return c.clone();
+        }
+        x -= w;
+    }
+    choices[0].1.clone()
+}
+
+/// `pgsql_events`: checkout and users query PostgreSQL; some inserts hit a duplicate key, the
+/// report query is slow.
+pub fn pgsql_events(n: usize, start_ns: i64, seed: u64) -> RecordBatch {
+    type Q = (&'static str, &'static str, &'static str, i64);
+    let queries: &[(u64, Q)] = &[
+        (
+            30,
+            (
+                "QUERY",
+                "SELECT id, name, email FROM users WHERE id = 42",
+                "SELECT 1",
+                400,
+            ),
+        ),
+        (
+            20,
+            (
+                "QUERY",
+                "SELECT id, name, email FROM users WHERE id = 7",
+                "SELECT 1",
+                400,
+            ),
+        ),
+        (
+            15,
+            (
+                "EXECUTE",
+                "query=[INSERT INTO orders (user_id, total) VALUES ($1, $2)] params=[42, 19.99]",
+                "INSERT 0 1",
+                900,
+            ),
+        ),
+        (
+            3,
+            (
+                "EXECUTE",
+                "query=[INSERT INTO orders (user_id, total) VALUES ($1, $2)] params=[42, 19.99]",
+                "ERROR 23505: duplicate key value violates unique constraint \"orders_pkey\"",
+                700,
+            ),
+        ),
+        (
+            15,
+            (
+                "QUERY",
+                "UPDATE carts SET qty = 3 WHERE id = 9",
+                "UPDATE 1",
+                800,
+            ),
+        ),
+        (
+            5,
+            (
+                "QUERY",
+                "SELECT count(*) FROM orders WHERE created_at > '2024-01-01'",
+                "SELECT 1",
+                25_000,
+            ),
+        ),
+        (
+            2,
+            (
+                "QUERY",
+                "SELECT * FROM order_items WHERE sku = 'X-1'",
+                "ERROR 42P01: relation \"order_items\" does not exist",
+                300,
+            ),
+        ),
+    ];
+    client_rows(
+        schema::pgsql_events(),
+        (n, start_ns, seed),
+        &[2, 3],
+        ("10.0.2.10", 5432),
+        |r| {
+            let (cmd, req, resp, us) = weighted(r, queries);
+            (vec![cmd.into(), req.into(), resp.into()], us)
+        },
+    )
+}
+
+/// `mysql_events`: cart reads and writes its inventory in MySQL, with a missing table now and
+/// then.
+pub fn mysql_events(n: usize, start_ns: i64, seed: u64) -> RecordBatch {
+    type Q = (i64, &'static str, i64, &'static str, i64);
+    let queries: &[(u64, Q)] = &[
+        (
+            40,
+            (
+                3,
+                "SELECT sku, qty FROM inventory WHERE sku = 'A-100'",
+                mysql_status::OK,
+                "Resultset rows = 1",
+                500,
+            ),
+        ),
+        (
+            20,
+            (
+                3,
+                "SELECT sku, qty FROM inventory WHERE sku = 'B-200'",
+                mysql_status::OK,
+                "Resultset rows = 1",
+                500,
+            ),
+        ),
+        (
+            15,
+            (
+                23,
+                "query=[UPDATE inventory SET qty = qty - ? WHERE sku = ?] params=[1, 'A-100']",
+                mysql_status::OK,
+                "Affected rows = 1, last insert id = 0",
+                1200,
+            ),
+        ),
+        (
+            5,
+            (
+                3,
+                "SELECT * FROM inventory_archive WHERE year = 2019",
+                mysql_status::ERR,
+                "ERROR 1146 (42S02): Table 'shop.inventory_archive' doesn't exist",
+                300,
+            ),
+        ),
+        (
+            5,
+            (
+                3,
+                "SELECT sku, SUM(qty) FROM inventory GROUP BY sku",
+                mysql_status::OK,
+                "Resultset rows = 250",
+                30_000,
+            ),
+        ),
+        (5, (14, "", mysql_status::OK, "", 100)),
+    ];
+    client_rows(
+        schema::mysql_events(),
+        (n, start_ns, seed),
+        &[1],
+        ("10.0.2.11", 3306),
+        |r| {
+            let (cmd, req, status, resp, us) = weighted(r, queries);
+            (vec![cmd.into(), req.into(), status.into(), resp.into()], us)
+        },
+    )
+}
+
+/// `redis_events`: frontend and cart use Redis as a cache and session store.
+pub fn redis_events(n: usize, start_ns: i64, seed: u64) -> RecordBatch {
+    type C = (&'static str, &'static str, &'static str, i64);
+    let cmds: &[(u64, C)] = &[
+        (40, ("GET", r#"["session:42"]"#, r#"{"user":42}"#, 150)),
+        (15, ("GET", r#"["session:7"]"#, "<NULL>", 120)),
+        (
+            20,
+            (
+                "SET",
+                r#"["session:42","{\"user\":42}","EX","3600"]"#,
+                "OK",
+                200,
+            ),
+        ),
+        (
+            10,
+            (
+                "HGETALL",
+                r#"["cart:42"]"#,
+                r#"["sku","A-100","qty","2"]"#,
+                250,
+            ),
+        ),
+        (8, ("INCR", r#"["visits"]"#, "1042", 100)),
+        (
+            2,
+            (
+                "LPUSH",
+                r#"["cart:7","A-100"]"#,
+                "-WRONGTYPE Operation against a key holding the wrong kind of value",
+                100,
+            ),
+        ),
+        (
+            5,
+            ("KEYS", r#"["cart:*"]"#, r#"["cart:42","cart:7"]"#, 8_000),
+        ),
+    ];
+    client_rows(
+        schema::redis_events(),
+        (n, start_ns, seed),
+        &[0, 1],
+        ("10.0.2.12", 6379),
+        |r| {
+            let (cmd, args, resp, us) = weighted(r, cmds);
+            (vec![cmd.into(), args.into(), resp.into()], us)
+        },
+    )
+}
+
+/// `cql_events`: users reads profiles from Cassandra, with an occasional unconfigured table.
+pub fn cql_events(n: usize, start_ns: i64, seed: u64) -> RecordBatch {
+    type Q = (i64, &'static str, i64, &'static str, i64);
+    let reqs: &[(u64, Q)] = &[
+        (
+            50,
+            (
+                7,
+                "SELECT * FROM profiles WHERE user_id = 42",
+                8,
+                "Response type = ROWS\nNumber of columns = 3\n[\"user_id\",\"name\",\"avatar\"]\nNumber of rows = 1",
+                900,
+            ),
+        ),
+        (
+            20,
+            (
+                10,
+                "INSERT INTO events (user_id, kind) VALUES (?, ?)\n[\"0000002A\",\"6C6F67696E\"]",
+                8,
+                "Response type = VOID",
+                1200,
+            ),
+        ),
+        (
+            5,
+            (
+                7,
+                "SELECT * FROM sessions WHERE id = 1",
+                0,
+                "[8704] unconfigured table sessions",
+                400,
+            ),
+        ),
+        (
+            5,
+            (
+                5,
+                "",
+                6,
+                r#"{"CQL_VERSION":["3.0.0"],"COMPRESSION":["lz4"]}"#,
+                200,
+            ),
+        ),
+    ];
+    client_rows(
+        schema::cql_events(),
+        (n, start_ns, seed),
+        &[3],
+        ("10.0.2.13", 9042),
+        |r| {
+            let (op, req, rop, resp, us) = weighted(r, reqs);
+            (vec![op.into(), req.into(), rop.into(), resp.into()], us)
+        },
+    )
+}
+
+/// `dns_events`: every service resolves its peers; a few names do not exist.
+pub fn dns_events(n: usize, start_ns: i64, seed: u64) -> RecordBatch {
+    type Q = (&'static str, &'static str, u8, &'static str, i64);
+    let names: &[(u64, Q)] = &[
+        (
+            30,
+            (
+                "postgres.shop.svc",
+                "A",
+                0,
+                r#"[{"name":"postgres.shop.svc","type":"A","addr":"10.0.2.10"}]"#,
+                300,
+            ),
+        ),
+        (
+            20,
+            (
+                "redis.shop.svc",
+                "A",
+                0,
+                r#"[{"name":"redis.shop.svc","type":"A","addr":"10.0.2.12"}]"#,
+                300,
+            ),
+        ),
+        (
+            15,
+            (
+                "api.example.com",
+                "AAAA",
+                0,
+                r#"[{"name":"api.example.com","type":"AAAA","addr":"2001:db8::1"}]"#,
+                2_000,
+            ),
+        ),
+        (
+            15,
+            (
+                "api.example.com",
+                "A",
+                0,
+                r#"[{"name":"api.example.com","type":"A","addr":"93.184.216.34"}]"#,
+                2_000,
+            ),
+        ),
+        (5, ("pyments.example.com", "A", 3, "[]", 1_500)),
+        (
+            10,
+            (
+                "mysql.shop.svc",
+                "A",
+                0,
+                r#"[{"name":"mysql.shop.svc","type":"A","addr":"10.0.2.11"}]"#,
+                300,
+            ),
+        ),
+    ];
+    client_rows(
+        schema::dns_events(),
+        (n, start_ns, seed),
+        &[0, 1, 2, 3],
+        ("10.0.0.53", 53),
+        |r| {
+            let (name, ty, rcode, answers, us) = weighted(r, names);
+            let txid = (r >> 8) % 65536;
+            let num_answers = usize::from(answers != "[]");
+            let header = |qr: u8, rcode: u8, an: usize| {
+                format!(
+                    r#"{{"txid":{txid},"qr":{qr},"opcode":0,"aa":0,"tc":0,"rd":1,"ra":{qr},"ad":0,"cd":0,"rcode":{rcode},"num_queries":1,"num_answers":{an},"num_auth":0,"num_addl":0}}"#
+                )
+            };
+            (
+                vec![
+                    header(0, 0, 0).into(),
+                    format!(r#"{{"queries":[{{"name":"{name}","type":"{ty}"}}]}}"#).into(),
+                    header(1, rcode, num_answers).into(),
+                    format!(r#"{{"answers":{answers}}}"#).into(),
+                ],
+                us,
+            )
+        },
+    )
+}
+
+/// `conn_stats`: every 10 s, cumulative counters per (service, remote endpoint, role):
+/// inbound HTTP from the load balancer and an outside client, outbound to the databases, the
+/// cache, DNS and an outside API over TLS.
+pub fn conn_stats(start_ns: i64) -> RecordBatch {
+    // (service, remote address, remote port, role, protocol, ssl, new connections per sample,
+    // bytes sent and received per connection)
+    type E = (u32, &'static str, i64, i64, i64, bool, i64, i64, i64);
+    let (c, s) = (trace_role::CLIENT, trace_role::SERVER);
+    let endpoints: &[E] = &[
+        (
+            0,
+            "10.0.0.2",
+            51234,
+            s,
+            protocol::HTTP,
+            false,
+            40,
+            4_096,
+            900,
+        ),
+        (
+            0,
+            "203.0.113.7",
+            60412,
+            s,
+            protocol::HTTP,
+            false,
+            6,
+            8_192,
+            1_200,
+        ),
+        (
+            1,
+            "10.0.1.1",
+            41002,
+            s,
+            protocol::HTTP,
+            false,
+            25,
+            2_048,
+            700,
+        ),
+        (
+            2,
+            "10.0.1.1",
+            41003,
+            s,
+            protocol::HTTP,
+            false,
+            10,
+            3_000,
+            2_500,
+        ),
+        (
+            3,
+            "10.0.1.2",
+            41004,
+            s,
+            protocol::HTTP,
+            false,
+            20,
+            1_500,
+            400,
+        ),
+        (
+            2,
+            "10.0.2.10",
+            5432,
+            c,
+            protocol::PGSQL,
+            false,
+            1,
+            600,
+            3_000,
+        ),
+        (
+            3,
+            "10.0.2.10",
+            5432,
+            c,
+            protocol::PGSQL,
+            false,
+            1,
+            500,
+            2_000,
+        ),
+        (
+            1,
+            "10.0.2.11",
+            3306,
+            c,
+            protocol::MYSQL,
+            false,
+            1,
+            700,
+            4_000,
+        ),
+        (0, "10.0.2.12", 6379, c, protocol::REDIS, false, 1, 300, 500),
+        (1, "10.0.2.12", 6379, c, protocol::REDIS, false, 1, 250, 400),
+        (3, "10.0.2.13", 9042, c, protocol::CQL, false, 1, 800, 2_400),
+        (0, "10.0.0.53", 53, c, protocol::DNS, false, 4, 60, 120),
+        (
+            2,
+            "93.184.216.34",
+            443,
+            c,
+            protocol::HTTP,
+            true,
+            2,
+            1_800,
+            5_200,
+        ),
+    ];
+    let samples = SPAN_NS / (10 * SEC);
+    let mut b = ConnStatsBuilder::with_capacity(endpoints.len() * samples as usize);
+    for k in 1..=samples {
+        for (j, &(svc, addr, port, role, proto, ssl, per, sent, recv)) in
+            endpoints.iter().enumerate()
+        {
+            let opened = per * k;
+            // Short-lived connections (HTTP, DNS) close within a sample; pools stay open.
+            let closed = if per > 1 { opened - per / 4 } else { 0 };
+            b.append(&ConnStatsRow {
+                time_ns: start_ns + k * 10 * SEC + j as i64,
+                upid: upid(svc),
+                remote_addr: addr.to_string(),
+                remote_port: port,
+                trace_role: role,
+                addr_family: 2,
+                protocol: proto,
+                ssl,
+                conn_open: opened,
+                conn_close: closed,
+                conn_active: opened - closed,
+                bytes_sent: sent * opened * 10,
+                bytes_recv: recv * opened * 10,
+            });
+        }
+    }
+    b.finish()
+}
+
+/// `probe_status`: every 10 s, the socket tracer attached (counting events, a little loss and
+/// truncation) and the TLS tracer not attached (no TLS library found).
+pub fn probe_status(start_ns: i64) -> RecordBatch {
+    let samples = SPAN_NS / (10 * SEC);
+    let mut b = ProbeStatusBuilder::with_capacity(2 * samples as usize);
+    for k in 1..=samples {
+        b.append(&ProbeStatusRow {
+            time_ns: start_ns + k * 10 * SEC,
+            upid: agent_upid(),
+            probe: "socket_tracer".into(),
+            attached: true,
+            error: String::new(),
+            events: 2_000 * k,
+            lost: if k > samples / 2 {
+                3 * (k - samples / 2)
+            } else {
+                0
+            },
+            truncated: 5 * k,
+            bytes: 1_250_000 * k,
+        });
+        b.append(&ProbeStatusRow {
+            time_ns: start_ns + k * 10 * SEC + 1,
+            upid: agent_upid(),
+            probe: "tls_tracer".into(),
+            attached: false,
+            error: "no process links libssl.so.3; TLS plaintext is not captured".into(),
+            events: 0,
+            lost: 0,
+            truncated: 0,
+            bytes: 0,
+        });
+    }
+    b.finish()
 }

@@ -28,7 +28,7 @@ pub use rows::{
     CmdEvent, CmdEventsBuilder, ConnStatsBuilder, ConnStatsRow, HttpEvent, HttpEventsBuilder,
     ProbeStatusBuilder, ProbeStatusRow, Val,
 };
-pub use schema::TableDef;
+pub use schema::{PlannedTable, TableDef};
 
 /// Default node budget: 1 GiB split across tables by their `budget_percent`.
 pub const DEFAULT_NODE_BUDGET_BYTES: u64 = 1 << 30;
@@ -120,6 +120,20 @@ pub enum StoreError {
     UnknownTable {
         /// What was asked for.
         name: String,
+        /// The tables that exist.
+        known: Vec<String>,
+    },
+    /// A table Pixie has whose data source pxtop does not have yet.
+    #[error(
+        "no data source: table {name:?} is not collected yet (it comes with {feature}); tables \
+         with data sources: {}",
+        known.join(", ")
+    )]
+    NoDataSource {
+        /// The table's canonical name.
+        name: &'static str,
+        /// The feature that will collect it.
+        feature: &'static str,
         /// The tables that exist.
         known: Vec<String>,
     },
@@ -253,13 +267,27 @@ impl Store {
 
     fn table(&self, name: &str) -> Result<&Table, StoreError> {
         let name = name.strip_suffix(".beta").unwrap_or(name);
-        self.tables
+        if let Some(t) = self
+            .tables
             .iter()
             .find(|t| t.def.name == name || t.def.aliases.contains(&name))
-            .ok_or_else(|| StoreError::UnknownTable {
+        {
+            return Ok(t);
+        }
+        match schema::planned_tables()
+            .iter()
+            .find(|p| p.name == name || p.aliases.contains(&name))
+        {
+            Some(p) => Err(StoreError::NoDataSource {
+                name: p.name,
+                feature: p.feature,
+                known: self.table_names(),
+            }),
+            None => Err(StoreError::UnknownTable {
                 name: name.to_string(),
                 known: self.table_names(),
-            })
+            }),
+        }
     }
 
     /// Appends rows. The oldest batches are dropped (and counted) while the table is over budget.

@@ -297,6 +297,45 @@ pub fn all_tables() -> Vec<TableDef> {
     ]
 }
 
+/// A table scripts may name whose data source is not built yet: naming it is an error that
+/// says which feature brings it, not an empty result that looks like "no traffic".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlannedTable {
+    /// Pixie's name (without a `.beta` suffix).
+    pub name: &'static str,
+    /// Other names accepted for it.
+    pub aliases: &'static [&'static str],
+    /// The feature that will collect it, as in "it comes with ...".
+    pub feature: &'static str,
+}
+
+/// Tables Pixie has and pxtop will collect, with the feature that brings each.
+pub fn planned_tables() -> &'static [PlannedTable] {
+    const SYSTEM: &str = "system telemetry";
+    &[
+        PlannedTable {
+            name: "process_stats",
+            aliases: &[],
+            feature: SYSTEM,
+        },
+        PlannedTable {
+            name: "network_stats",
+            aliases: &[],
+            feature: SYSTEM,
+        },
+        PlannedTable {
+            name: "tcp_stats_events",
+            aliases: &["tcp_stats"],
+            feature: SYSTEM,
+        },
+        PlannedTable {
+            name: "stack_traces",
+            aliases: &[],
+            feature: SYSTEM,
+        },
+    ]
+}
+
 /// Formats a upid as Pixie does: the 128-bit value `(asid << 96) | (pid << 64) | start_ticks`
 /// as a UUID-like hex string, e.g. `00000001-0000-1a2b-0000-0000000f4240`.
 pub fn format_upid(asid: u32, pid: u32, start_ticks: u64) -> String {
@@ -345,6 +384,20 @@ mod tests {
         for d in defs {
             assert_eq!(d.schema.field(0).name(), "time_");
             assert_eq!(d.schema.field(1).name(), "upid");
+        }
+    }
+
+    #[test]
+    fn planned_tables_are_not_tables_yet() {
+        let defs = all_tables();
+        for p in planned_tables() {
+            assert!(
+                !defs
+                    .iter()
+                    .any(|d| d.name == p.name || p.aliases.contains(&d.name)),
+                "{} is planned and held",
+                p.name
+            );
         }
     }
 }

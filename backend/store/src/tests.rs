@@ -213,3 +213,31 @@ fn fixtures_are_deterministic_and_batched() {
     }
     assert_eq!(http_stats(&store).rows, 20_000);
 }
+
+#[test]
+fn planned_tables_say_which_feature_brings_them() {
+    let store = Store::new(StoreConfig::default());
+    for name in ["process_stats", "stack_traces.beta", "tcp_stats"] {
+        let e = store.resolve(name).unwrap_err();
+        assert!(matches!(e, StoreError::NoDataSource { .. }), "{name}: {e}");
+    }
+    assert_eq!(
+        store.schema("process_stats").unwrap_err().to_string(),
+        "no data source: table \"process_stats\" is not collected yet (it comes with system \
+         telemetry); tables with data sources: http_events, conn_stats, pgsql_events, \
+         mysql_events, redis_events, cql_events, dns_events, probe_status"
+    );
+    assert!(matches!(
+        store.resolve("nope").unwrap_err(),
+        StoreError::UnknownTable { .. }
+    ));
+}
+
+#[test]
+fn fixtures_fill_every_table() {
+    let store = Store::new(StoreConfig::default());
+    fixtures::fill(&store, 1_000_000_000_000).unwrap();
+    for s in store.stats() {
+        assert!((48..=3000).contains(&s.rows), "{}: {} rows", s.name, s.rows);
+    }
+}
