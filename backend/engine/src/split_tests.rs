@@ -44,25 +44,38 @@ fn engine(store: Arc<Store>) -> Engine {
     Engine::new(store, Arc::new(Services), EngineConfig::default())
 }
 
-/// `ROWS` rows over the 30 s before `NOW`: all on one node, and dealt out batch by batch to
-/// three PEMs. Kelvin's own store is empty, as in a cluster.
+/// Every table's fixture (`fixtures::fill`) plus `ROWS` more HTTP rows over the 30 s before
+/// `NOW`: all on one node, and dealt out in slices to three PEMs. Kelvin's own store is empty,
+/// as in a cluster.
 fn cluster() -> Cluster {
+    let source = Store::new(StoreConfig::default());
+    fixtures::fill(&source, NOW - 270_000_000_000).unwrap();
+    for b in fixtures::http_events(ROWS, NOW - 31_000_000_000, 7) {
+        source.append("http_events", b).unwrap();
+    }
     let all = Arc::new(Store::new(StoreConfig::default()));
     let pems: Vec<Arc<Store>> = (0..3)
         .map(|_| Arc::new(Store::new(StoreConfig::default())))
         .collect();
-    let batches = fixtures::http_events(ROWS, NOW - 31_000_000_000, 7);
-    for (i, b) in batches.iter().enumerate() {
-        // NB: slices smaller than a batch, so every PEM holds every service and path.
-        for j in 0..4 {
+    let mut raw = Vec::new();
+    for table in source.table_names() {
+        let snap = source.scan(&table, pxtop_store::TimeRange::ALL).unwrap();
+        for (i, b) in snap.batches.iter().enumerate() {
+            // NB: slices smaller than a batch, so every PEM holds every service and path.
             let len = b.num_rows() / 4;
-            let part = b.slice(j * len, if j == 3 { b.num_rows() - 3 * len } else { len });
-            all.append("http_events", part.clone()).unwrap();
-            pems[(i + j) % 3].append("http_events", part).unwrap();
+            for j in 0..4 {
+                let n = if j == 3 { b.num_rows() - 3 * len } else { len };
+                let part = b.slice(j * len, n);
+                all.append(&table, part.clone()).unwrap();
+                pems[(i + j) % 3].append(&table, part).unwrap();
+            }
+            if table == "http_events" {
+                raw.push(b.clone());
+            }
         }
     }
     Cluster {
-        raw_bytes: crate::ipc_encode(&batches).unwrap().len(),
+        raw_bytes: crate::ipc_encode(&raw).unwrap().len(),
         single: engine(all),
         kelvin: engine(Arc::new(Store::new(StoreConfig::default()))),
         fleet: InProcessFleet {
