@@ -1713,3 +1713,34 @@ async fn params_carry_their_type() {
         ]
     );
 }
+
+#[tokio::test]
+async fn describe_lists_params_without_needing_outputs() {
+    let f = fixture();
+    let info = f
+        .engine
+        .describe(
+            "mine.rhai",
+            "// Mine: a test script.\npx::param(\"limit\", 10, \"rows\");\npx::param(\"svc\", \"\");",
+        )
+        .unwrap();
+    assert_eq!(info.description, "Mine: a test script.");
+    let got: Vec<(&str, &str, &str, &str)> = info
+        .params
+        .iter()
+        .map(|p| {
+            (
+                p.name.as_str(),
+                p.ty.as_str(),
+                p.default.as_str(),
+                p.help.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [("limit", "int", "10", "rows"), ("svc", "string", "", "")]
+    );
+    let e = f.engine.describe("x", "loop {").unwrap_err();
+    assert!(e.to_string().contains("syntax error"), "{e}");
+}
