@@ -15,6 +15,8 @@ Examples:
   pxtop run px/http_data -o json        print HTTP requests as JSON Lines
   pxtop run px/http_data --arg start_time=-1m -o json | jq 'select(.resp_status >= 500)'
   pxtop run ./my_script.rhai -o table   run a script file
+  pxtop run px/http_data --help         the script's description and parameters
+  pxtop sql \"SELECT req_path, count(*) FROM http_events GROUP BY req_path\"
   pxtop tables -v                       list the tables, their sizes and columns
 
 Environment:
@@ -65,9 +67,24 @@ Examples:
   pxtop run px/http_data --json --arg start_time=-30s
   pxtop run ./errors.rhai -o csv > errors.csv
 
+  pxtop run px/http_data --help      the script's description and parameters
+
 JSON output is JSON Lines: one object per row, first key \"_tableName_\" (the output table),
 then the columns in order; time_ is integer nanoseconds since the Unix epoch.")]
+    // NB: `-h`/`--help` is our own flag here, so `pxtop run SCRIPT --help` can describe the
+    // script; without a SCRIPT it prints this help.
+    #[command(disable_help_flag = true)]
     Run(RunArgs),
+    /// Run one SQL query over the backend's tables (DataFusion's SQL) and print the result.
+    #[command(after_help = "\
+Examples:
+  pxtop sql \"SELECT req_path, count(*) AS n FROM http_events GROUP BY req_path ORDER BY n DESC\"
+  pxtop sql \"SELECT * FROM http_events WHERE time_ > now() - interval '1 minute' LIMIT 10\" -o json
+
+Every table (`pxtop tables`) is there under its name; time_ bounds in WHERE prune the scan.
+The dialect's functions work too: format_duration(latency), format_bytes(resp_body_size),
+hdr_histogram(latency) with hdr_quantile(h, 0.99). Only queries run (no DDL or DML).")]
+    Sql(SqlArgs),
     /// List the scripts the backend offers, with descriptions and arguments.
     Scripts(ListArgs),
     /// List the backend's tables: rows, bytes, dropped rows (and columns with -v).
@@ -79,8 +96,8 @@ then the columns in order; time_ is integer nanoseconds since the Unix epoch.")]
 pub struct RunArgs {
     /// A bundled script name (`px/http_data`) or a path to a `.rhai` file (a path ends in
     /// `.rhai` or starts with `.` or `/`); a file's source is sent to the backend.
-    #[arg(value_name = "SCRIPT")]
-    pub script: String,
+    #[arg(value_name = "SCRIPT", required_unless_present = "help")]
+    pub script: Option<String>,
 
     /// A script argument as NAME=VALUE; repeat for several (`pxtop scripts` lists them).
     #[arg(long = "arg", value_name = "NAME=VALUE", value_parser = parse_script_arg)]
@@ -93,7 +110,43 @@ pub struct RunArgs {
     /// Shorthand for `-o json`.
     #[arg(long, conflicts_with = "output")]
     pub json: bool,
+
+    /// Print the script's description and parameters (name, type, default, help) instead of
+    /// running it; without SCRIPT, this help.
+    #[arg(short = 'h', long = "help", visible_alias = "params")]
+    pub help: bool,
 }
+
+/// `pxtop sql`'s arguments.
+#[derive(Debug, Clone, Args)]
+pub struct SqlArgs {
+    /// The query, e.g. "SELECT count(*) FROM http_events".
+    #[arg(value_name = "QUERY")]
+    pub query: String,
+
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+
+    /// Shorthand for `-o json`.
+    #[arg(long, conflicts_with = "output")]
+    pub json: bool,
+}
+
+impl SqlArgs {
+    /// The output format after applying `--json`.
+    pub fn format(&self) -> OutputFormat {
+        if self.json {
+            OutputFormat::Json
+        } else {
+            self.output
+        }
+    }
+}
+
+/// The script `pxtop sql` runs; the query goes in as its `query` argument, so it needs no
+/// escaping.
+pub const SQL_SCRIPT: &str = r#"px::display(px::sql(px::param("query", "", "SQL query")), "sql");"#;
 
 impl RunArgs {
     /// The output format after applying `--json`.
@@ -107,7 +160,7 @@ impl RunArgs {
 
     /// What SCRIPT names: a file to read or a bundled script.
     pub fn script_ref(&self) -> ScriptRef {
-        ScriptRef::parse(&self.script)
+        ScriptRef::parse(self.script.as_deref().unwrap_or_default())
     }
 }
 
@@ -255,6 +308,33 @@ mod tests {
             ]
         );
         assert_eq!(run.format(), OutputFormat::Csv);
+    }
+
+    #[test]
+    fn run_help_is_ours_with_a_script_and_sql_takes_a_query() {
+        for flag in ["--help", "-h", "--params"] {
+            let Some(Command::Run(run)) = parse(&["run", "px/http_data", flag]).unwrap().command
+            else {
+                panic!("expected run");
+            };
+            assert!(run.help, "{flag}");
+            assert_eq!(run.script_ref(), ScriptRef::Name("px/http_data".into()));
+        }
+        let Some(Command::Run(run)) = parse(&["run", "--help"]).unwrap().command else {
+            panic!("expected run");
+        };
+        assert!(run.help && run.script.is_none());
+        let err = parse(&["run"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+
+        let Some(Command::Sql(sql)) = parse(&["sql", "SELECT 'a\"b'", "-o", "csv"])
+            .unwrap()
+            .command
+        else {
+            panic!("expected sql");
+        };
+        assert_eq!(sql.query, "SELECT 'a\"b'");
+        assert_eq!(sql.format(), OutputFormat::Csv);
     }
 
     #[test]

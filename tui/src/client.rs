@@ -292,7 +292,12 @@ impl Client {
             ScriptSource::Name(n) => (n.clone(), String::new()),
             ScriptSource::Source(s) => (String::new(), s.clone()),
         };
-        let request = ExecuteScriptRequest { name, source, args };
+        let request = ExecuteScriptRequest {
+            name,
+            source,
+            args,
+            describe_only: false,
+        };
         let mut stream = self
             .inner
             .execute_script(request)
@@ -306,10 +311,38 @@ impl Client {
                     result.push_ipc(&batch.table_name, &batch.widget_json, &batch.arrow_ipc)?;
                 }
                 Some(ResponseResult::Stats(stats)) => result.stats = Some(stats),
-                None => {}
+                Some(ResponseResult::Info(_)) | None => {}
             }
         }
         Ok(result)
+    }
+
+    /// A script's description and parameters, without running it (`pxtop run SCRIPT --help`).
+    pub async fn describe(&mut self, script: &ScriptSource) -> Result<ScriptInfo, ClientError> {
+        let (name, source) = match script {
+            ScriptSource::Name(n) => (n.clone(), String::new()),
+            ScriptSource::Source(s) => (String::new(), s.clone()),
+        };
+        let request = ExecuteScriptRequest {
+            name,
+            source,
+            args: HashMap::new(),
+            describe_only: true,
+        };
+        let mut stream = self
+            .inner
+            .execute_script(request)
+            .await
+            .map_err(|s| self.rpc_error(s))?
+            .into_inner();
+        while let Some(message) = stream.message().await.map_err(|s| self.rpc_error(s))? {
+            if let Some(ResponseResult::Info(info)) = message.result {
+                return Ok(info);
+            }
+        }
+        Err(self.rpc_error(tonic::Status::unimplemented(
+            "the backend did not describe the script; is pxtopd older than this pxtop?",
+        )))
     }
 
     /// The scripts the backend offers.

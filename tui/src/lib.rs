@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::io::{self, Write};
 use std::time::Duration;
 
-use crate::cli::{Cli, Command, RunArgs, ScriptRef, normalize_addr};
+use crate::cli::{Cli, Command, OutputFormat, SQL_SCRIPT, ScriptRef, normalize_addr};
 use crate::client::{Client, ClientError, QueryResult, ScriptSource};
 use crate::local::{LocalBackend, LocalError};
 use crate::output::OutputError;
@@ -121,7 +121,33 @@ async fn run_with(
             tui::run(client, config).await?;
             Ok(())
         }
-        Some(Command::Run(args)) => run_script(client, args).await,
+        Some(Command::Run(args)) if args.help => match &args.script {
+            Some(_) => {
+                let source = script_source(&args.script_ref())?;
+                let info = client.clone().describe(&source).await?;
+                print(|out| output::write_script_help(out, &info))
+            }
+            None => {
+                let mut cmd = <Cli as clap::CommandFactory>::command();
+                // NB: building gives subcommands their full name ("pxtop run") for usage.
+                cmd.build();
+                let help = cmd
+                    .find_subcommand_mut("run")
+                    .map(|c| c.render_long_help().to_string())
+                    .unwrap_or_default();
+                print(|out| Ok(write!(out, "{help}")?))
+            }
+        },
+        Some(Command::Run(args)) => {
+            let source = script_source(&args.script_ref())?;
+            let script_args: HashMap<String, String> = args.args.iter().cloned().collect();
+            run_source(client, &source, script_args, args.format()).await
+        }
+        Some(Command::Sql(args)) => {
+            let source = ScriptSource::Source(SQL_SCRIPT.to_string());
+            let script_args = HashMap::from([("query".to_string(), args.query.clone())]);
+            run_source(client, &source, script_args, args.format()).await
+        }
         Some(Command::Scripts(args)) => {
             let scripts = client.clone().list_scripts().await?;
             print(|out| output::write_scripts(out, &scripts, args.json))
@@ -146,11 +172,15 @@ pub fn script_source(script: &ScriptRef) -> Result<ScriptSource, Error> {
     }
 }
 
-async fn run_script(mut client: Client, args: &RunArgs) -> Result<(), Error> {
-    let source = script_source(&args.script_ref())?;
-    let script_args: HashMap<String, String> = args.args.iter().cloned().collect();
-    let result: QueryResult = client.execute(&source, script_args).await?;
-    print(|out| output::write_result(out, &result, args.format()))?;
+/// `pxtop run` and `pxtop sql`: runs the script once and prints its tables.
+async fn run_source(
+    mut client: Client,
+    source: &ScriptSource,
+    script_args: HashMap<String, String>,
+    format: OutputFormat,
+) -> Result<(), Error> {
+    let result: QueryResult = client.execute(source, script_args).await?;
+    print(|out| output::write_result(out, &result, format))?;
     if let Some(stats) = &result.stats {
         for warning in &stats.warnings {
             eprintln!("pxtop: warning: {warning}");

@@ -208,6 +208,43 @@ pub fn human_bytes(bytes: u64) -> String {
 }
 
 /// `pxtop scripts`: name and description, then one `--arg` line per parameter.
+/// `pxtop run SCRIPT --help`: the script's description, usage and parameters.
+pub fn write_script_help(out: &mut dyn Write, s: &ScriptInfo) -> Result<(), OutputError> {
+    if !s.description.is_empty() {
+        writeln!(out, "{}\n", s.description)?;
+    }
+    let name = if s.name.is_empty() { "SCRIPT" } else { &s.name };
+    writeln!(
+        out,
+        "Usage: pxtop run {name} [--arg NAME=VALUE]... [-o table|json|csv]\n"
+    )?;
+    if s.params.is_empty() {
+        writeln!(out, "Parameters: none")?;
+        return Ok(());
+    }
+    writeln!(out, "Parameters:")?;
+    let mut rows = vec![vec![
+        "  NAME".to_string(),
+        "TYPE".to_string(),
+        "DEFAULT".to_string(),
+        "HELP".to_string(),
+    ]];
+    rows.extend(s.params.iter().map(|p| {
+        vec![
+            format!("  {}", p.name),
+            if p.r#type.is_empty() {
+                "string".to_string()
+            } else {
+                p.r#type.clone()
+            },
+            format!("{:?}", p.default_value),
+            p.help.clone(),
+        ]
+    }));
+    write!(out, "{}", align(&rows))?;
+    Ok(())
+}
+
 pub fn write_scripts(
     out: &mut dyn Write,
     scripts: &[ScriptInfo],
@@ -218,7 +255,9 @@ pub fn write_scripts(
             let params: Vec<_> = s
                 .params
                 .iter()
-                .map(|p| json!({"name": p.name, "default": p.default_value, "help": p.help}))
+                .map(|p| {
+                    json!({"name": p.name, "type": p.r#type, "default": p.default_value, "help": p.help})
+                })
                 .collect();
             let line = json!({"name": s.name, "description": s.description, "params": params});
             writeln!(out, "{line}")?;
@@ -522,11 +561,13 @@ _tableName_,time_,req_path,resp_status
                         name: "start_time".into(),
                         default_value: "-5m".into(),
                         help: "how far back".into(),
+                        r#type: "string".into(),
                     },
                     ScriptParam {
                         name: "max_rows".into(),
                         default_value: "1000".into(),
                         help: "row limit".into(),
+                        r#type: "int".into(),
                     },
                 ],
             },

@@ -86,7 +86,10 @@ fn main() {
             .map(|(i, s)| (format!("pem-{i}"), Arc::new(engine(s))))
             .collect(),
     };
-    let source = single.script_source("px/http_request_stats").unwrap().to_string();
+    let source = single
+        .script_source("px/http_request_stats")
+        .unwrap()
+        .to_string();
     let args = BTreeMap::from([("start_time".to_string(), "-1h".to_string())]);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

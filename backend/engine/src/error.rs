@@ -67,7 +67,8 @@ pub enum EngineError {
     NoOutput,
     /// The query ran out of time.
     #[error(
-        "the query did not finish within {0:?}; narrow start_time or filter earlier in the script"
+        "the query did not finish within {0:?}; narrow start_time or filter earlier in the script \
+         (pxtopd --script-timeout raises the limit)"
     )]
     Timeout(Duration),
     /// No PEM answered a split query.
@@ -127,7 +128,8 @@ impl EngineError {
         )
     }
 
-    pub(crate) fn from_rhai(mut err: EvalAltResult, timeout: Duration) -> Self {
+    pub(crate) fn from_rhai(mut err: EvalAltResult, limits: &crate::EngineConfig) -> Self {
+        let timeout = limits.script_timeout;
         // Point at the innermost failure: inside a script-defined function, that is the line in
         // its body, which is where the fix goes.
         let mut outer = Position::NONE;
@@ -149,15 +151,26 @@ impl EngineError {
             EvalAltResult::ErrorRuntime(d, _) => (format!("{d}"), ErrorKind::InvalidArgument),
             EvalAltResult::ErrorTerminated(..) => (
                 format!(
-                    "the script did not finish within {timeout:?}; it should only build queries, \
-                     not loop over data"
+                    "the script did not finish within {timeout:?} (the limit; pxtopd \
+                     --script-timeout raises it); it should only build queries, not loop over data"
                 ),
                 ErrorKind::InvalidArgument,
             ),
             EvalAltResult::ErrorTooManyOperations(..) => (
-                "the script ran too many operations; it should only build queries, not loop \
-                 over data"
-                    .to_string(),
+                format!(
+                    "the script ran more than {} operations (the limit; pxtopd \
+                     --script-max-operations raises it); it should only build queries, not loop \
+                     over data",
+                    limits.max_operations
+                ),
+                ErrorKind::InvalidArgument,
+            ),
+            EvalAltResult::ErrorStackOverflow(..) => (
+                format!(
+                    "function calls nest deeper than {} (the limit; pxtopd \
+                     --script-max-call-depth raises it); is a function calling itself without end?",
+                    limits.max_call_depth
+                ),
                 ErrorKind::InvalidArgument,
             ),
             EvalAltResult::ErrorMismatchDataType(expected, actual, _)

@@ -10,19 +10,26 @@ use datafusion::{
         Column, DFSchema, DataFusionError, ScalarValue,
         tree_node::{Transformed, TreeNode},
     },
-    functions_aggregate::expr_fn::{approx_percentile_cont, avg, count, max, median, min, sum},
+    functions::core::expr_fn::named_struct,
+    functions_aggregate::expr_fn::{
+        approx_percentile_cont, avg, count, count_distinct, first_value, max, median, min, sum,
+    },
     logical_expr::{
-        BinaryExpr, Expr, ExprSchemable, LogicalPlan, LogicalPlanBuilder, Operator, SortExpr, cast,
+        BinaryExpr, Expr, ExprSchemable, JoinType, LogicalPlan, LogicalPlanBuilder, Operator,
+        SortExpr, cast,
     },
     prelude::{ident, lit},
 };
 use rhai::{Array, Dynamic, EvalAltResult, ImmutableString, Map};
 
-use crate::error::{RhaiResult, invalid};
+use crate::{
+    error::{RhaiResult, invalid},
+    hdr::{self, HdrUdaf},
+};
 
 /// Aggregate functions scripts may name, for error messages.
-pub(crate) const AGG_FUNCS: &str =
-    "count, sum, mean, min, max, median, p50, p90, p99 (any p1..p99)";
+pub(crate) const AGG_FUNCS: &str = "count, count_distinct (nunique), any, sum, mean, min, max, \
+     median, p50, p90, p99 (any p1..p99), quantiles, hdr_histogram (hdr)";
 
 /// A column expression (rhai type `Expr`).
 #[derive(Debug, Clone)]
@@ -289,6 +296,9 @@ impl Frame {
 
     /// `df.agg(spec)` or `df.groupby(keys).agg(spec)`: `spec` maps output names to
     /// `[column, function]`. Output columns: the keys, then the aggregates by name.
+    ///
+    /// NB: the Aggregate node holds only aggregate calls (so it splits cleanly into partial
+    /// and final steps); casts and structs built from them go in a projection above it.
     pub(crate) fn aggregate(&self, keys: &[String], spec: &Map) -> RhaiResult<Frame> {
         if spec.is_empty() {
             return Err(invalid(
@@ -299,14 +309,31 @@ impl Frame {
             .iter()
             .map(|k| self.col(k).map(|e| e.0))
             .collect::<RhaiResult<Vec<_>>>()?;
-        let aggs = spec
-            .iter()
-            .map(|(name, v)| self.agg_expr(name, v))
-            .collect::<RhaiResult<Vec<_>>>()?;
-        self.derive(self.builder().aggregate(group, aggs))
+        let mut aggs = Vec::new();
+        let mut finish: Vec<Expr> = keys.iter().map(ident).collect();
+        for (name, v) in spec {
+            let (parts, done) = self.agg_expr(name, v)?;
+            // NB: percentiles of one column share their histogram (same alias, same call).
+            for p in parts {
+                if !aggs
+                    .iter()
+                    .any(|a: &Expr| a.schema_name().to_string() == p.schema_name().to_string())
+                {
+                    aggs.push(p);
+                }
+            }
+            finish.push(done.alias(name.as_str()));
+        }
+        let plan = self
+            .builder()
+            .aggregate(group, aggs)
+            .and_then(|b| b.project(finish));
+        self.derive(plan)
     }
 
-    fn agg_expr(&self, out: &str, v: &Dynamic) -> RhaiResult<Expr> {
+    /// One `out: [column, function]`: the aggregate calls (aliased to internal names) and the
+    /// expression over their results that gives the output column.
+    fn agg_expr(&self, out: &str, v: &Dynamic) -> RhaiResult<(Vec<Expr>, Expr)> {
         let shape = || {
             invalid(format!(
                 "aggregate {out:?}: expected [column, function] like {out}: [\"latency\", \
@@ -335,24 +362,70 @@ impl Frame {
         } else {
             input.clone()
         };
-        let e = match func.as_str() {
-            "count" => count(input),
-            "sum" => sum(numeric),
-            "mean" | "avg" => avg(numeric),
-            "min" => min(input),
-            "max" => max(input),
-            "median" => median(numeric),
-            p => match percentile(p) {
-                Some(q) => {
-                    let p = approx_percentile_cont(numeric.sort(true, false), lit(q), None);
-                    // NB: DataFusion answers in Float64; integer columns (ns latencies) read
-                    // better as integers, as in Pixie.
-                    if ty.is_integer() || ty == DataType::Boolean {
-                        cast(p, DataType::Int64)
-                    } else {
-                        p
+        // NB: DataFusion's percentiles are Float64; integer columns (ns latencies) read better
+        // as integers, as in Pixie.
+        let int_like = ty.is_integer() || ty == DataType::Boolean;
+        // Integer percentiles (ns latencies, sizes) read one shared HDR histogram per input
+        // column: 3 significant digits, and partial states from PEMs merge exactly. Others
+        // use DataFusion's t-digest, whose merged states are approximate.
+        let hdr_name = format!("__hdr({numeric})");
+        let pct = |q: f64| -> (Expr, Option<Expr>) {
+            if int_like {
+                let h = HdrUdaf::udaf()
+                    .call(vec![cast(numeric.clone(), DataType::Int64)])
+                    .alias(hdr_name.clone());
+                (
+                    h,
+                    Some(hdr::quantile_udf().call(vec![ident(&hdr_name), lit(q)])),
+                )
+            } else {
+                let p = approx_percentile_cont(numeric.clone().sort(true, false), lit(q), None);
+                (p, None)
+            }
+        };
+        let tmp = |i: usize| format!("__{out}_{i}");
+        let single = |e: Expr| (vec![e.alias(tmp(0))], ident(tmp(0)));
+        let parts = match func.as_str() {
+            "count" => single(count(input)),
+            "count_distinct" | "nunique" => single(count_distinct(input)),
+            "any" => single(first_value(input, vec![])),
+            "sum" => single(sum(numeric)),
+            "mean" | "avg" => single(avg(numeric)),
+            "min" => single(min(input)),
+            "max" => single(max(input)),
+            "median" => single(median(numeric)),
+            "hdr_histogram" | "hdr" => {
+                if !(int_like || matches!(ty, DataType::Timestamp(..) | DataType::Duration(_))) {
+                    return Err(invalid(format!(
+                        "aggregate {out:?}: hdr_histogram needs an integer column (ns \
+                         latencies, sizes), got {ty}; cast it with .cast(\"int\")"
+                    )));
+                }
+                single(HdrUdaf::udaf().call(vec![cast(numeric, DataType::Int64)]))
+            }
+            "quantiles" => {
+                let mut calls = Vec::new();
+                let mut fields = Vec::new();
+                for (i, (label, q)) in QUANTILES.iter().enumerate() {
+                    fields.push(lit(*label));
+                    match pct(*q) {
+                        (h, Some(read)) => {
+                            calls.push(h);
+                            fields.push(read);
+                        }
+                        (p, None) => {
+                            calls.push(p.alias(tmp(i)));
+                            fields.push(ident(tmp(i)));
+                        }
                     }
                 }
+                (calls, named_struct(fields))
+            }
+            p => match percentile(p) {
+                Some(q) => match pct(q) {
+                    (h, Some(read)) => (vec![h], read),
+                    (p, None) => single(p),
+                },
                 None => {
                     return Err(invalid(format!(
                         "aggregate {out:?}: unknown function {p:?}; functions are {AGG_FUNCS}"
@@ -360,9 +433,161 @@ impl Frame {
                 }
             },
         };
-        Ok(e.alias(out))
+        Ok(parts)
+    }
+
+    /// `df.merge(right, how, left_on, right_on, suffixes)`: a join on equal keys. Output
+    /// columns: the left's, then the right's; names on both sides get the suffixes.
+    pub(crate) fn merge(
+        &self,
+        right: &Frame,
+        how: &str,
+        left_on: &[String],
+        right_on: &[String],
+        suffixes: (&str, &str),
+    ) -> RhaiResult<Frame> {
+        let join_type = match how {
+            "inner" => JoinType::Inner,
+            "left" => JoinType::Left,
+            "right" => JoinType::Right,
+            "outer" | "full" => JoinType::Full,
+            other => {
+                return Err(invalid(format!(
+                    "merge: how={other:?} is not a join kind; use \"inner\", \"left\", \
+                     \"right\" or \"outer\""
+                )));
+            }
+        };
+        if left_on.is_empty() || left_on.len() != right_on.len() {
+            return Err(invalid(format!(
+                "merge: left_on ({}) and right_on ({}) must name as many columns each, at \
+                 least one",
+                left_on.join(", "),
+                right_on.join(", ")
+            )));
+        }
+        if let Some(c) = left_on.iter().find(|c| !self.has(c)) {
+            return Err(self.unknown_column(c));
+        }
+        if let Some(c) = right_on.iter().find(|c| !right.has(c)) {
+            return Err(right.unknown_column(c));
+        }
+        let (lq, rq) = ("__left", "__right");
+        let lcols = self.columns();
+        let rcols = right.columns();
+        let mut exprs = Vec::with_capacity(lcols.len() + rcols.len());
+        let mut seen = std::collections::BTreeSet::new();
+        for (q, cols, other, sfx) in [
+            (lq, &lcols, &rcols, suffixes.0),
+            (rq, &rcols, &lcols, suffixes.1),
+        ] {
+            for c in cols {
+                let name = if other.contains(c) {
+                    format!("{c}{sfx}")
+                } else {
+                    c.clone()
+                };
+                if !seen.insert(name.clone()) {
+                    return Err(invalid(format!(
+                        "merge: two output columns would be named {name:?}; pass other \
+                         suffixes, like [\"_left\", \"_right\"]"
+                    )));
+                }
+                exprs.push(Expr::Column(Column::new(Some(q), c)).alias(name));
+            }
+        }
+        let key = |q: &str, cs: &[String]| -> Vec<Column> {
+            cs.iter().map(|c| Column::new(Some(q), c)).collect()
+        };
+        let rplan = LogicalPlanBuilder::new_from_arc(right.plan.clone())
+            .alias(rq)
+            .and_then(LogicalPlanBuilder::build)
+            .map_err(df_err)?;
+        let plan = self
+            .builder()
+            .alias(lq)
+            .and_then(|b| {
+                b.join(
+                    rplan,
+                    join_type,
+                    (key(lq, left_on), key(rq, right_on)),
+                    None,
+                )
+            })
+            .and_then(|b| b.project(exprs))
+            .and_then(LogicalPlanBuilder::build)
+            .map_err(df_err)?;
+        Ok(Frame {
+            plan: Arc::new(plan),
+            origin: Arc::from(format!("{} merged with {}", self.origin, right.origin)),
+        })
+    }
+
+    /// `df.append(other)`: the rows of both (union all). Columns must match by name and type;
+    /// `other`'s are reordered to this frame's order.
+    pub(crate) fn append(&self, other: &Frame) -> RhaiResult<Frame> {
+        let mine = self.schema();
+        let theirs = other.schema();
+        let ty = |s: &DFSchema, n: &str| {
+            s.fields()
+                .iter()
+                .find(|f| f.name() == n)
+                .map(|f| f.data_type().clone())
+        };
+        let mut problems = Vec::new();
+        for f in mine.fields() {
+            match ty(theirs, f.name()) {
+                None => problems.push(format!("{} is missing from the appended frame", f.name())),
+                Some(t) if &t != f.data_type() => problems.push(format!(
+                    "{} is {} here but {t} in the appended frame",
+                    f.name(),
+                    f.data_type()
+                )),
+                Some(_) => {}
+            }
+        }
+        for f in theirs.fields() {
+            if ty(mine, f.name()).is_none() {
+                problems.push(format!("{} is only in the appended frame", f.name()));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(invalid(format!(
+                "append needs the same columns with the same types: {}; select, drop or cast \
+                 columns so both match",
+                problems.join("; ")
+            )));
+        }
+        let order: Vec<Expr> = mine
+            .fields()
+            .iter()
+            .filter_map(|f| theirs.iter().find(|(_, t)| t.name() == f.name()))
+            .map(|(q, f)| Expr::Column(Column::new(q.cloned(), f.name())))
+            .collect();
+        let reordered = LogicalPlanBuilder::new_from_arc(other.plan.clone())
+            .project(order)
+            .and_then(LogicalPlanBuilder::build)
+            .map_err(df_err)?;
+        let plan = self
+            .builder()
+            .union(reordered)
+            .and_then(LogicalPlanBuilder::build)
+            .map_err(df_err)?;
+        Ok(Frame {
+            plan: Arc::new(plan),
+            origin: self.origin.clone(),
+        })
     }
 }
+
+/// `quantiles`' fields.
+const QUANTILES: [(&str, f64); 5] = [
+    ("p01", 0.01),
+    ("p10", 0.10),
+    ("p50", 0.50),
+    ("p90", 0.90),
+    ("p99", 0.99),
+];
 
 /// `p50` -> 0.5.
 fn percentile(s: &str) -> Option<f64> {

@@ -9,11 +9,13 @@
 mod ctx;
 mod error;
 mod frame;
+mod hdr;
 mod provider;
 mod script;
 mod split;
 mod sql;
 mod time;
+mod udf;
 
 #[cfg(test)]
 mod split_tests;
@@ -49,6 +51,10 @@ pub struct EngineConfig {
     pub max_output_rows: usize,
     /// Deadline for running a script and, separately, for executing its queries.
     pub script_timeout: Duration,
+    /// rhai operations a script may run (a script only builds queries, so few are needed).
+    pub max_operations: u64,
+    /// How deeply a script's function calls may nest.
+    pub max_call_depth: usize,
 }
 
 impl Default for EngineConfig {
@@ -56,6 +62,8 @@ impl Default for EngineConfig {
         Self {
             max_output_rows: 10_000,
             script_timeout: Duration::from_secs(30),
+            max_operations: 5_000_000,
+            max_call_depth: 32,
         }
     }
 }
@@ -65,6 +73,8 @@ impl Default for EngineConfig {
 pub struct ParamInfo {
     /// Its name (`start_time`).
     pub name: String,
+    /// Its type, from the default: `int`, `float`, `bool` or `string`.
+    pub ty: String,
     /// Its default, rendered as text (`-5m`, `1000`).
     pub default: String,
     /// What it does.
@@ -176,7 +186,7 @@ impl Engine {
             now_ns: wall_ns(),
             state: Mutex::new(State::default()),
         });
-        if let Err(e) = script::run(&env, source, self.config.script_timeout) {
+        if let Err(e) = script::run(&env, source, &self.config) {
             tracing::debug!("bundled script {name} does not compile here: {e}");
         }
         std::mem::take(&mut env.state.lock().unwrap_or_else(|p| p.into_inner()).params)
@@ -192,6 +202,25 @@ impl Engine {
                 name: name.to_string(),
                 known: BUNDLED.iter().map(|(n, _)| (*n).to_string()).collect(),
             })
+    }
+
+    /// What `source` declares (description and parameters), from running it with no
+    /// arguments; it need not display anything. Reads no data.
+    pub fn describe(&self, name: &str, source: &str) -> Result<ScriptInfo, EngineError> {
+        let env = Arc::new(Env {
+            store: self.store.clone(),
+            metadata: self.metadata.clone(),
+            args: BTreeMap::new(),
+            now_ns: 0,
+            state: Mutex::new(State::default()),
+        });
+        script::run(&env, source, &self.config)?;
+        let state = std::mem::take(&mut *env.state.lock().unwrap_or_else(|p| p.into_inner()));
+        Ok(ScriptInfo {
+            name: name.to_string(),
+            description: description(source),
+            params: state.params,
+        })
     }
 
     /// Runs `source` with `args` to build its plans. Reads no data.
@@ -219,7 +248,7 @@ impl Engine {
             now_ns,
             state: Mutex::new(State::default()),
         });
-        script::run(&env, source, self.config.script_timeout)?;
+        script::run(&env, source, &self.config)?;
         let state = std::mem::take(&mut *env.state.lock().unwrap_or_else(|p| p.into_inner()));
         let unknown: Vec<String> = args
             .keys()

@@ -4,27 +4,55 @@
 //!
 //! Dialect, in brief (see `scripts/px/*.rhai`):
 //! - `px::param(name, default, help)`: the argument `name`, parsed as `default`'s type (int,
-//!   float, bool or string), else `default`.
+//!   float, bool or string; listed with the script's params), else `default`.
 //! - `px::DataFrame(table, start?, end?)`: times are `"-5m"`-style, ns integers, RFC 3339 or
 //!   `""` (unbounded). `px::now()` is ns since the epoch. A table Pixie has whose data source
 //!   pxtop lacks yet fails with the store's "no data source" message, never an empty frame.
 //! - `px::schemas()`: a DataFrame of `table_name`, `column_name`, `column_type` (Pixie's type
 //!   names), one row per column of every table the store holds.
+//! - `px::sql("SELECT ...")`: a DataFrame planned by DataFusion's SQL planner, every table
+//!   under its name (`time_` bounds still prune); queries only, no DDL/DML.
 //! - Columns: `df["x"]`, `df.x`, `df.col("x")`; assign with `df["y"] = expr` or `df.y = expr`.
-//! - `Expr` operators `+ - * / % == != < <= > >= & | ! -` with columns and literals; methods
-//!   `contains`, `starts_with`, `ends_with`, `lower`, `upper`, `is_null`, `is_not_null`,
-//!   `normalize_pgsql`, `normalize_mysql` (literals to `?`, see `sql.rs`); `px::select(cond, a,
-//!   b)`, `px::normalize_pgsql(e)`, `px::normalize_mysql(e)`. Combine conditions with `&`/`|`: rhai's `&&`/`||` need bools.
+//! - `Expr` operators `+ - * / % == != < <= > >= & | ! -` with columns and literals. Combine
+//!   conditions with `&`/`|`: rhai's `&&`/`||` need bools.
+//! - `Expr` methods (most also as `px::f(e, ..)`): `contains`, `starts_with`, `ends_with`,
+//!   `lower`, `upper`, `is_null`, `is_not_null`; `matches(re)` / `px::regex_match(re, e)`
+//!   (Rust regex syntax, checked at the call); `substring(start, len)` (start from 0, as in
+//!   PxL); `length()`; `replace(from, to)` (literal text, every occurrence);
+//!   `cast("int" | "float" | "string" | "bool")`; `format_duration()` (ns to `"1.23 ms"`) and
+//!   `format_bytes()` (`"1.2 MiB"`), nulls stay null; `normalize_pgsql`, `normalize_mysql`
+//!   (literals to `?`, see `sql.rs`). `px::select(cond, a, b)` is an if/else per row.
+//! - Time: `px::bin(e, window)` floors a time (stays a time) or an integer to a multiple of the
+//!   window (ns, or a duration like `"10s"`); `px::rate(e, window)` is `e` per second over the
+//!   window (Float64); `px::seconds(n)`, `px::minutes(n)`, `px::hours(n)`,
+//!   `px::milliseconds(n)`, `px::microseconds(n)`, `px::nanoseconds(n)`, `px::duration("10s")`
+//!   are ns integers.
 //! - `df.filter(cond)` (or `df[cond]`), `df.select([..])` (or `df[[..]]`), `df.drop([..])`,
-//!   `df.head(n = 5)`, `df.sort("-x")` / `df.sort(["a", "-b"])`,
-//!   `df.groupby([..]).agg(#{ out: ["col", "fn"] })`, `df.agg(#{..})` with fn one of
-//!   count, sum, mean, min, max, median, p1..p99 (approximate, t-digest).
+//!   `df.head(n = 5)`, `df.sort("-x")` / `df.sort(["a", "-b"])`.
+//! - `df.merge(right, how, left_on, right_on, suffixes = ["_x", "_y"])`: a join on equal keys,
+//!   `how` one of inner, left, right, outer; `*_on` a column or an array of them. Output: the
+//!   left's columns, then the right's; names on both sides get the suffixes.
+//!   `df.append(other)`: the rows of both; columns must match by name and type.
+//! - `df.groupby([..]).agg(#{ out: ["col", "fn"] })`, `df.agg(#{..})` with fn one of count,
+//!   count_distinct (nunique), any (some value of the group), sum, mean, min, max, median,
+//!   p1..p99 (integer columns: from an HDR histogram shared by
+//!   a column's percentiles, within 0.1%, merged exactly across PEMs; negative integers count
+//!   as 0; other columns: t-digest, approximate), quantiles (a struct of p01, p10, p50, p90, p99; integers
+//!   for integer input) and hdr_histogram (hdr): an HDR histogram with 3 significant digits (a
+//!   value read back is within 0.1% of a recorded one), as the V2-serialized Binary, which
+//!   merges exactly across partial aggregates. Read it with `h.hdr_quantile(q)` (Int64),
+//!   `h.hdr_count()` and `h.hdr_buckets()`: JSON `[{"le":ns,"count":n},...]`, buckets doubling
+//!   from 1 ns, for the histogram widget.
 //! - `df.ctx("service")`, `px::ctx(df, "service")`, `df.ctx["service"]`: from `upid`.
 //! - `px::display(df, name?, widget?)`: an output table; `widget` a map (sent as JSON).
+//! - Limits (`EngineConfig`, pxtopd flags): operations (`--script-max-operations`), call
+//!   depth (`--script-max-call-depth`), the deadline (`--script-timeout`), and rows per output
+//!   (`--max-output-rows`).
 use std::{
     collections::BTreeMap,
     sync::{Arc, Mutex, PoisonError},
-    time::{Duration, Instant},
+    task::{Context, Poll, Waker},
+    time::Instant,
 };
 
 use arrow::{
@@ -32,23 +60,31 @@ use arrow::{
     datatypes::{DataType, Field, Schema},
 };
 use datafusion::{
+    common::ScalarValue,
     datasource::{MemTable, provider_as_source},
-    functions::string::expr_fn::{contains, ends_with, lower, starts_with, upper},
-    logical_expr::{LogicalPlan, LogicalPlanBuilder, Operator, when},
-    prelude::lit,
+    execution::context::SQLOptions,
+    functions::{
+        regex::expr_fn::regexp_like,
+        string::expr_fn::{contains, ends_with, lower, replace, starts_with, upper},
+        unicode::expr_fn::{character_length, substring},
+    },
+    logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, Operator, cast, when},
+    prelude::{SessionContext, lit},
 };
 use pxtop_metadata::{CtxKey, Metadata};
 use pxtop_store::Store;
 use rhai::{Array, Dynamic, FLOAT, INT, ImmutableString, Map, Module, NativeCallContext};
 
 use crate::{
-    ParamInfo,
+    EngineConfig, ParamInfo,
     ctx::CtxUdf,
     error::{EngineError, ErrorKind, RhaiResult, fault, invalid},
     frame::{ColExpr, Frame, Grouped, binop, df_err, names, to_expr},
+    hdr,
     provider::{StoreTable, time_filter},
     sql::{NormalizeUdf, SqlDialect},
-    time::parse_time,
+    time::{parse_duration, parse_time},
+    udf,
 };
 
 /// One `px::display` call: an output table to compute.
@@ -96,8 +132,18 @@ impl Env {
         } else {
             default.to_string()
         };
+        let ty = if default.is_int() {
+            "int"
+        } else if default.is_float() {
+            "float"
+        } else if default.is_bool() {
+            "bool"
+        } else {
+            "string"
+        };
         st.params.push(ParamInfo {
             name: name.to_string(),
+            ty: ty.to_string(),
             default: shown.clone(),
             help: help.to_string(),
         });
@@ -251,6 +297,70 @@ impl Env {
         Ok(())
     }
 
+    /// `px::sql(query)`: DataFusion's SQL planner over every store table (the same provider as
+    /// `px::DataFrame`, so `time_` bounds still prune), with the dialect's functions.
+    fn sql(&self, query: &str) -> RhaiResult<Frame> {
+        let ctx = SessionContext::new();
+        let mut tables = Vec::new();
+        for t in self.store.table_names() {
+            let Ok(name) = self.store.resolve(&t) else {
+                continue;
+            };
+            let schema = self
+                .store
+                .schema(name)
+                .map_err(|e| fault(ErrorKind::Internal, e.to_string()))?;
+            let provider = Arc::new(StoreTable::new(self.store.clone(), name, schema));
+            ctx.register_table(name, provider).map_err(df_err)?;
+            tables.push(name);
+        }
+        for f in [
+            udf::format_duration_udf(),
+            udf::format_bytes_udf(),
+            hdr::quantile_udf(),
+            hdr::count_udf(),
+            hdr::buckets_udf(),
+        ] {
+            ctx.register_udf(f);
+        }
+        ctx.register_udaf(hdr::HdrUdaf::udaf());
+        let failed = |e: datafusion::error::DataFusionError| {
+            invalid(format!(
+                "px::sql: {}; tables are: {}",
+                e.strip_backtrace(),
+                tables.join(", ")
+            ))
+        };
+        let state = ctx.state();
+        let planning = std::pin::pin!(state.create_logical_plan(query));
+        // NB: every table is registered in memory, so planning never waits; polling once keeps
+        // the script side synchronous.
+        let plan = match planning.poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(r) => r.map_err(failed)?,
+            Poll::Pending => {
+                return Err(fault(
+                    ErrorKind::Internal,
+                    "px::sql: planning did not finish at once",
+                ));
+            }
+        };
+        SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false)
+            .verify_plan(&plan)
+            .map_err(|e| {
+                invalid(format!(
+                    "px::sql: {}; only queries (SELECT ...) are allowed",
+                    e.strip_backtrace()
+                ))
+            })?;
+        Ok(Frame {
+            plan: Arc::new(plan),
+            origin: Arc::from("px::sql"),
+        })
+    }
+
     /// `df.ctx(key)`.
     fn ctx(&self, df: &Frame, key: &str) -> RhaiResult<ColExpr> {
         let key: CtxKey = key.parse().map_err(|e| invalid(format!("{e}")))?;
@@ -301,20 +411,21 @@ fn to_json(d: &Dynamic) -> serde_json::Value {
 }
 
 /// Runs `source`, filling `env.state`.
-pub(crate) fn run(env: &Arc<Env>, source: &str, timeout: Duration) -> Result<(), EngineError> {
-    let engine = build(env, timeout);
+pub(crate) fn run(env: &Arc<Env>, source: &str, limits: &EngineConfig) -> Result<(), EngineError> {
+    let engine = build(env, limits);
     let ast = engine.compile(source).map_err(EngineError::from_parse)?;
     engine
         .run_ast(&ast)
-        .map_err(|e| EngineError::from_rhai(*e, timeout))
+        .map_err(|e| EngineError::from_rhai(*e, limits))
 }
 
-fn build(env: &Arc<Env>, timeout: Duration) -> rhai::Engine {
+fn build(env: &Arc<Env>, limits: &EngineConfig) -> rhai::Engine {
     let mut engine = rhai::Engine::new();
+    let timeout = limits.script_timeout;
     // Scripts build queries; they never need much of anything.
     engine
-        .set_max_operations(5_000_000)
-        .set_max_call_levels(32)
+        .set_max_operations(limits.max_operations)
+        .set_max_call_levels(limits.max_call_depth)
         .set_max_expr_depths(64, 32)
         .set_max_string_size(1 << 20)
         .set_max_array_size(10_000)
@@ -369,6 +480,30 @@ fn register_frame(engine: &mut rhai::Engine, env: &Arc<Env>) {
             f.drop_cols(&names(&cols, "drop")?)
         })
         .register_fn("head", |f: &mut Frame, n: INT| f.head(n))
+        .register_fn("head", |_: &mut Frame, n: Dynamic| -> RhaiResult<Frame> {
+            Err(invalid(format!(
+                "head takes a row count like head(10), got a {}",
+                n.type_name()
+            )))
+        })
+        .register_fn(
+            "merge",
+            |f: &mut Frame, right: Frame, how: &str, left_on: Dynamic, right_on: Dynamic| {
+                merge(f, &right, how, &left_on, &right_on, &Dynamic::UNIT)
+            },
+        )
+        .register_fn(
+            "merge",
+            |f: &mut Frame,
+             right: Frame,
+             how: &str,
+             left_on: Dynamic,
+             right_on: Dynamic,
+             suffixes: Dynamic| {
+                merge(f, &right, how, &left_on, &right_on, &suffixes)
+            },
+        )
+        .register_fn("append", |f: &mut Frame, other: Frame| f.append(&other))
         .register_fn("head", |f: &mut Frame| f.head(5))
         .register_fn("sort", |f: &mut Frame, keys: Dynamic| {
             f.sort(&names(&keys, "sort")?)
@@ -454,7 +589,164 @@ fn register_expr(engine: &mut rhai::Engine) {
         })
         .register_fn("normalize_mysql", |a: &mut ColExpr| {
             normalized(a.0.clone(), SqlDialect::MySql)
+        })
+        .register_fn("matches", |a: &mut ColExpr, re: &str| {
+            regex_match(a.0.clone(), re)
+        })
+        .register_fn("substring", |a: &mut ColExpr, start: INT, len: INT| {
+            substring_of(a.0.clone(), start, len)
+        })
+        .register_fn("length", |a: &mut ColExpr| {
+            ColExpr(character_length(a.0.clone()))
+        })
+        .register_fn("replace", |a: &mut ColExpr, from: &str, to: &str| {
+            ColExpr(replace(a.0.clone(), lit(from), lit(to)))
+        })
+        .register_fn("cast", |a: &mut ColExpr, ty: &str| cast_to(a.0.clone(), ty))
+        .register_fn("format_duration", |a: &mut ColExpr| {
+            ColExpr(udf::format_duration_udf().call(vec![a.0.clone()]))
+        })
+        .register_fn("format_bytes", |a: &mut ColExpr| {
+            ColExpr(udf::format_bytes_udf().call(vec![a.0.clone()]))
+        })
+        .register_fn("hdr_quantile", |a: &mut ColExpr, q: FLOAT| {
+            hdr_quantile(a.0.clone(), q)
+        })
+        .register_fn("hdr_count", |a: &mut ColExpr| {
+            ColExpr(hdr::count_udf().call(vec![a.0.clone()]))
+        })
+        .register_fn("hdr_buckets", |a: &mut ColExpr| {
+            ColExpr(hdr::buckets_udf().call(vec![a.0.clone()]))
         });
+}
+
+/// `df.merge(...)`'s arguments, checked.
+fn merge(
+    f: &Frame,
+    right: &Frame,
+    how: &str,
+    left_on: &Dynamic,
+    right_on: &Dynamic,
+    suffixes: &Dynamic,
+) -> RhaiResult<Frame> {
+    let left_on = names(left_on, "merge left_on")?;
+    let right_on = names(right_on, "merge right_on")?;
+    let suffixes = if suffixes.is_unit() {
+        vec!["_x".to_string(), "_y".to_string()]
+    } else {
+        names(suffixes, "merge suffixes")?
+    };
+    let [sx, sy] = suffixes.as_slice() else {
+        return Err(invalid(format!(
+            "merge: suffixes must be two strings like [\"_x\", \"_y\"], got {} of them",
+            suffixes.len()
+        )));
+    };
+    f.merge(right, how, &left_on, &right_on, (sx, sy))
+}
+
+/// `e.matches(re)`: the pattern is checked here, so a bad one fails at the call, not mid-query.
+fn regex_match(e: Expr, re: &str) -> RhaiResult<ColExpr> {
+    regex::Regex::new(re).map_err(|err| {
+        invalid(format!(
+            "invalid regular expression {re:?}: {err}; escape special characters with \\\\ \
+             (e.g. \"\\\\.\" for a dot)"
+        ))
+    })?;
+    Ok(ColExpr(regexp_like(e, lit(re), None)))
+}
+
+/// `e.substring(start, len)`: `start` counts from 0, as in PxL (DataFusion's from 1).
+fn substring_of(e: Expr, start: INT, len: INT) -> RhaiResult<ColExpr> {
+    if start < 0 || len < 0 {
+        return Err(invalid(format!(
+            "substring({start}, {len}): start (from 0) and length must be 0 or more"
+        )));
+    }
+    Ok(ColExpr(substring(
+        e,
+        lit(start.saturating_add(1)),
+        lit(len),
+    )))
+}
+
+/// `e.cast("int" | "float" | "string" | "bool")`.
+fn cast_to(e: Expr, ty: &str) -> RhaiResult<ColExpr> {
+    let to = match ty {
+        "int" | "int64" => DataType::Int64,
+        "float" | "float64" => DataType::Float64,
+        "string" | "str" => DataType::Utf8,
+        "bool" | "boolean" => DataType::Boolean,
+        other => {
+            return Err(invalid(format!(
+                "cast({other:?}): unknown type; use \"int\", \"float\", \"string\" or \"bool\""
+            )));
+        }
+    };
+    Ok(ColExpr(cast(e, to)))
+}
+
+/// `h.hdr_quantile(q)`.
+fn hdr_quantile(h: Expr, q: FLOAT) -> RhaiResult<ColExpr> {
+    if !(0.0..=1.0).contains(&q) {
+        return Err(invalid(format!(
+            "hdr_quantile({q}): the quantile must be between 0 and 1, like 0.99"
+        )));
+    }
+    Ok(ColExpr(hdr::quantile_udf().call(vec![h, lit(q)])))
+}
+
+/// A window as ns: an integer, or a duration string like `"10s"`.
+fn window_ns(d: &Dynamic, what: &str) -> RhaiResult<i64> {
+    let ns = if let Ok(i) = d.as_int() {
+        i
+    } else if d.is_string() {
+        parse_duration(&d.to_string()).map_err(|e| invalid(format!("{what}: {e}")))?
+    } else {
+        return Err(invalid(format!(
+            "{what}: expected a window in ns or a duration like \"10s\", got a {}",
+            d.type_name()
+        )));
+    };
+    if ns <= 0 {
+        return Err(invalid(format!(
+            "{what}: the window must be positive, got {ns} ns; pass e.g. \"10s\""
+        )));
+    }
+    Ok(ns)
+}
+
+/// `px::bin(e, window)`.
+fn bin(e: Expr, window: &Dynamic) -> RhaiResult<ColExpr> {
+    let w = window_ns(window, "px::bin window")?;
+    Ok(ColExpr(udf::bin_udf().call(vec![e, lit(w)])))
+}
+
+/// `px::rate(e, window)`: `e` per second over the window.
+fn rate(e: Expr, window: &Dynamic) -> RhaiResult<ColExpr> {
+    let w = window_ns(window, "px::rate window")?;
+    #[expect(clippy::cast_precision_loss, reason = "windows are far below 2^53 ns")]
+    let secs = w as f64 / 1e9;
+    Ok(ColExpr(
+        cast(e, DataType::Float64) / lit(ScalarValue::Float64(Some(secs))),
+    ))
+}
+
+/// `px::seconds(n)` etc.: `n` units as ns.
+fn scaled(n: &Dynamic, unit_ns: i64, what: &str) -> RhaiResult<INT> {
+    if let Ok(i) = n.as_int() {
+        return Ok(i.saturating_mul(unit_ns));
+    }
+    if let Ok(f) = n.as_float() {
+        #[expect(clippy::cast_precision_loss, reason = "unit sizes are exact in f64")]
+        let ns = f * unit_ns as f64;
+        #[expect(clippy::cast_possible_truncation, reason = "ns are whole; saturates")]
+        return Ok(ns as i64);
+    }
+    Err(invalid(format!(
+        "{what}: expected a number, got a {}",
+        n.type_name()
+    )))
 }
 
 /// `e.normalize_pgsql()` / `e.normalize_mysql()`: the statement text with literals as `?`.
@@ -545,6 +837,69 @@ fn px_module(env: &Arc<Env>) -> Module {
     });
     m.set_native_fn("normalize_mysql", |a: ColExpr| {
         Ok(normalized(a.0, SqlDialect::MySql))
+    });
+    m.set_native_fn(
+        "regex_match",
+        |c: NativeCallContext<'_>, re: &str, a: ColExpr| placed(&c, regex_match(a.0, re)),
+    );
+    m.set_native_fn(
+        "substring",
+        |c: NativeCallContext<'_>, a: ColExpr, start: INT, len: INT| {
+            placed(&c, substring_of(a.0, start, len))
+        },
+    );
+    m.set_native_fn("length", |a: ColExpr| Ok(ColExpr(character_length(a.0))));
+    m.set_native_fn("replace", |a: ColExpr, from: &str, to: &str| {
+        Ok(ColExpr(replace(a.0, lit(from), lit(to))))
+    });
+    m.set_native_fn("cast", |c: NativeCallContext<'_>, a: ColExpr, ty: &str| {
+        placed(&c, cast_to(a.0, ty))
+    });
+    m.set_native_fn(
+        "bin",
+        |c: NativeCallContext<'_>, a: ColExpr, window: Dynamic| placed(&c, bin(a.0, &window)),
+    );
+    m.set_native_fn(
+        "rate",
+        |c: NativeCallContext<'_>, a: ColExpr, window: Dynamic| placed(&c, rate(a.0, &window)),
+    );
+    for (name, unit) in [
+        ("nanoseconds", 1),
+        ("microseconds", 1_000),
+        ("milliseconds", 1_000_000),
+        ("seconds", 1_000_000_000),
+        ("minutes", 60_000_000_000),
+        ("hours", 3_600_000_000_000),
+    ] {
+        m.set_native_fn(name, move |c: NativeCallContext<'_>, n: Dynamic| {
+            placed(&c, scaled(&n, unit, name))
+        });
+    }
+    m.set_native_fn("duration", |c: NativeCallContext<'_>, s: &str| {
+        placed(
+            &c,
+            parse_duration(s).map_err(|e| invalid(format!("px::duration: {e}"))),
+        )
+    });
+    m.set_native_fn("format_duration", |a: ColExpr| {
+        Ok(ColExpr(udf::format_duration_udf().call(vec![a.0])))
+    });
+    m.set_native_fn("format_bytes", |a: ColExpr| {
+        Ok(ColExpr(udf::format_bytes_udf().call(vec![a.0])))
+    });
+    m.set_native_fn(
+        "hdr_quantile",
+        |c: NativeCallContext<'_>, h: ColExpr, q: FLOAT| placed(&c, hdr_quantile(h.0, q)),
+    );
+    m.set_native_fn("hdr_count", |h: ColExpr| {
+        Ok(ColExpr(hdr::count_udf().call(vec![h.0])))
+    });
+    m.set_native_fn("hdr_buckets", |h: ColExpr| {
+        Ok(ColExpr(hdr::buckets_udf().call(vec![h.0])))
+    });
+    let e = env.clone();
+    m.set_native_fn("sql", move |c: NativeCallContext<'_>, query: &str| {
+        placed(&c, e.sql(query))
     });
     m
 }

@@ -1160,3 +1160,596 @@ async fn unknown_script_lists_the_bundled_ones() {
         "{msg}"
     );
 }
+
+// ---- the grown API: expressions, aggregates, merge/append, sql, limits ----
+
+fn ordered_paths(b: &RecordBatch) -> Vec<String> {
+    strs(b, "req_path")
+}
+
+#[tokio::test]
+async fn string_functions_match_rust() {
+    let f = fixture();
+    let out = run(
+        &f.engine,
+        r#"let df = px::DataFrame("http_events", "-5m").head(300);
+           df.api = df.req_path.matches("^/api/v[0-9]");
+           df.api2 = px::regex_match("cart", df.req_path);
+           df.sub = df.req_path.substring(1, 3);
+           df.sub2 = px::substring(df.req_path, 0, 100);
+           df.len = df.req_path.length();
+           df.len2 = px::length(df.req_path);
+           df.rep = df.req_path.replace("/", "|");
+           df.status_s = df.resp_status.cast("string");
+           df.lat_f = df.latency.cast("float");
+           df.path_is = df.req_path.cast("string") == df.req_path;
+           px::display(df, "t");"#,
+    )
+    .await;
+    let b = one(&out[0]);
+    let paths = ordered_paths(&b);
+    let re = regex::Regex::new("^/api/v[0-9]").unwrap();
+    let bools = |n: &str| -> Vec<bool> {
+        b.column_by_name(n)
+            .unwrap()
+            .as_boolean()
+            .iter()
+            .map(|v| v.unwrap())
+            .collect()
+    };
+    assert_eq!(
+        bools("api"),
+        paths.iter().map(|p| re.is_match(p)).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        bools("api2"),
+        paths.iter().map(|p| p.contains("cart")).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        strs(&b, "sub"),
+        paths
+            .iter()
+            .map(|p| p.chars().skip(1).take(3).collect::<String>())
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(strs(&b, "sub2"), paths);
+    let lens: Vec<i64> = paths.iter().map(|p| p.chars().count() as i64).collect();
+    let len_col = |n: &str| -> Vec<i64> {
+        let c = b.column_by_name(n).unwrap();
+        arrow::compute::cast(c, &arrow::datatypes::DataType::Int64)
+            .unwrap()
+            .as_primitive::<Int64Type>()
+            .iter()
+            .map(|v| v.unwrap())
+            .collect()
+    };
+    assert_eq!(len_col("len"), lens);
+    assert_eq!(len_col("len2"), lens);
+    assert_eq!(
+        strs(&b, "rep"),
+        paths
+            .iter()
+            .map(|p| p.replace('/', "|"))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        strs(&b, "status_s"),
+        ints(&b, "resp_status")
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        floats(&b, "lat_f"),
+        ints(&b, "latency")
+            .iter()
+            .map(|v| *v as f64)
+            .collect::<Vec<_>>()
+    );
+    assert!(bools("path_is").iter().all(|v| *v));
+}
+
+#[tokio::test]
+async fn expression_mistakes_fail_at_the_call() {
+    let f = fixture();
+    let cases: &[(&str, &str)] = &[
+        (
+            "let df = px::DataFrame(\"http_events\");\ndf.x = df.req_path.matches(\"(unclosed\");",
+            "invalid regular expression \"(unclosed\"",
+        ),
+        (
+            "let df = px::DataFrame(\"http_events\");\ndf.x = px::regex_match(\"[\", df.req_path);",
+            "invalid regular expression",
+        ),
+        (
+            "let df = px::DataFrame(\"http_events\");\ndf.x = df.req_path.substring(-1, 2);",
+            "0 or more",
+        ),
+        (
+            "let df = px::DataFrame(\"http_events\");\ndf.x = df.latency.cast(\"decimal\");",
+            "use \"int\", \"float\", \"string\" or \"bool\"",
+        ),
+        (
+            "let df = px::DataFrame(\"http_events\");\ndf.x = px::bin(df.time_, \"10 parsecs\");",
+            "duration \"10 parsecs\" is not understood",
+        ),
+        (
+            "let df = px::DataFrame(\"http_events\");\ndf.x = px::bin(df.time_, 0);",
+            "must be positive",
+        ),
+        (
+            "let df = px::DataFrame(\"http_events\");\ndf.x = px::bin(df.time_, [1]);",
+            "expected a window in ns or a duration",
+        ),
+        (
+            "let df = px::DataFrame(\"http_events\");\ndf = df.head(\"x\");",
+            "head takes a row count like head(10), got a string",
+        ),
+        (
+            "let df = px::DataFrame(\"http_events\");\ndf.h = df.latency.hdr_quantile(1.5);",
+            "between 0 and 1",
+        ),
+        (
+            "let df = px::DataFrame(\"http_events\");\npx::display(df.agg(#{ h: [\"req_path\", \"hdr\"] }));",
+            "hdr_histogram needs an integer column",
+        ),
+    ];
+    for (src, want) in cases {
+        let e = f.engine.compile(src, &args(&[])).unwrap_err();
+        assert!(e.to_string().contains(want), "{src}: {e}");
+        assert_eq!(e.position().map(|p| p.0), Some(2), "{src}: {e}");
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{src}: {e}");
+    }
+}
+
+#[tokio::test]
+async fn bin_durations_and_rate() {
+    let f = fixture();
+    let out = run(
+        &f.engine,
+        r#"if px::seconds(2) != 2000000000 || px::minutes(1) != 60000000000
+              || px::milliseconds(3) != 3000000 || px::duration("10s") != 10000000000
+              || px::seconds(0.5) != 500000000 || px::hours(1) != 3600000000000 {
+               throw "duration helpers";
+           }
+           let df = px::DataFrame("http_events", "-5m");
+           df.t = px::bin(df.time_, "5s");
+           df.l = px::bin(df.latency, px::milliseconds(1));
+           let s = df.groupby("t").agg(#{ n: ["latency", "count"] }).sort("t");
+           s.rps = px::rate(s.n, "5s");
+           px::display(s, "per_window");
+           px::display(df.select(["latency", "l"]).head(50), "lat");"#,
+    )
+    .await;
+    let b = one(&out[0]);
+    assert!(
+        matches!(
+            b.schema().field_with_name("t").unwrap().data_type(),
+            arrow::datatypes::DataType::Timestamp(..)
+        ),
+        "time stays a time"
+    );
+    let mut want: std::collections::BTreeMap<i64, i64> = Default::default();
+    for batch in &f.batches {
+        for t in ints(batch, "time_") {
+            *want
+                .entry(t.div_euclid(5_000_000_000) * 5_000_000_000)
+                .or_default() += 1;
+        }
+    }
+    assert_eq!(ints(&b, "t"), want.keys().copied().collect::<Vec<_>>());
+    assert_eq!(ints(&b, "n"), want.values().copied().collect::<Vec<_>>());
+    assert_eq!(
+        floats(&b, "rps"),
+        want.values().map(|n| *n as f64 / 5.0).collect::<Vec<_>>()
+    );
+    let l = one(&out[1]);
+    for (lat, bin) in ints(&l, "latency").into_iter().zip(ints(&l, "l")) {
+        assert_eq!(bin, lat - lat % 1_000_000);
+    }
+}
+
+#[tokio::test]
+async fn format_functions_on_columns() {
+    let f = fixture();
+    let out = run(
+        &f.engine,
+        r#"let df = px::DataFrame("http_events", "-5m").head(100);
+           df.d = px::format_duration(df.latency);
+           df.d2 = df.latency.format_duration();
+           df.s = px::format_bytes(df.resp_body_size);
+           px::display(df, "t");"#,
+    )
+    .await;
+    let b = one(&out[0]);
+    let want: Vec<String> = ints(&b, "latency")
+        .iter()
+        .map(|v| crate::udf::format_duration(*v as f64))
+        .collect();
+    assert_eq!(strs(&b, "d"), want);
+    assert_eq!(strs(&b, "d2"), want);
+    assert!(
+        strs(&b, "d")
+            .iter()
+            .all(|s| s.ends_with(" ms") || s.ends_with(" µs"))
+    );
+    let sizes: Vec<String> = ints(&b, "resp_body_size")
+        .iter()
+        .map(|v| crate::udf::format_bytes(*v as f64))
+        .collect();
+    assert_eq!(strs(&b, "s"), sizes);
+}
+
+#[tokio::test]
+async fn any_count_distinct_quantiles_and_hdr_match_a_hand_count() {
+    let f = fixture();
+    let out = run(
+        &f.engine,
+        r#"let df = px::DataFrame("http_events", "-5m");
+           let s = df.groupby("req_method").agg(#{
+               n: ["latency", "count"],
+               paths: ["req_path", "count_distinct"],
+               paths2: ["req_path", "nunique"],
+               some_path: ["req_path", "any"],
+               q: ["latency", "quantiles"],
+               h: ["latency", "hdr_histogram"],
+           }).sort("req_method");
+           s.p50 = s.h.hdr_quantile(0.5);
+           s.p99 = px::hdr_quantile(s.h, 0.99);
+           s.hn = s.h.hdr_count();
+           s.buckets = px::hdr_buckets(s.h);
+           px::display(s, "t");"#,
+    )
+    .await;
+    let b = one(&out[0]);
+    let rows = fixture_rows(&f.batches);
+    let methods = strs(&b, "req_method");
+    let q = b.column_by_name("q").unwrap().as_struct();
+    let q_names: Vec<String> = q.fields().iter().map(|f| f.name().clone()).collect();
+    assert_eq!(q_names, ["p01", "p10", "p50", "p90", "p99"]);
+    let q50 = q.column_by_name("p50").unwrap().as_primitive::<Int64Type>();
+    let q01 = q.column_by_name("p01").unwrap().as_primitive::<Int64Type>();
+    let q99 = q.column_by_name("p99").unwrap().as_primitive::<Int64Type>();
+    for (i, m) in methods.iter().enumerate() {
+        let mine: Vec<_> = rows.iter().filter(|r| &r.4 == m).collect();
+        let paths: std::collections::BTreeSet<&String> = mine.iter().map(|r| &r.1).collect();
+        assert_eq!(ints(&b, "n")[i], mine.len() as i64);
+        assert_eq!(ints(&b, "paths")[i], paths.len() as i64);
+        assert_eq!(ints(&b, "paths2")[i], paths.len() as i64);
+        assert!(paths.contains(&strs(&b, "some_path")[i]));
+        let mut lat: Vec<i64> = mine.iter().map(|r| r.3).collect();
+        lat.sort_unstable();
+        let exact = |p: f64| lat[((lat.len() as f64 * p).ceil() as usize).max(1) - 1] as f64;
+        // hdr: within 0.1% of the exact nearest-rank value.
+        for (col, p) in [("p50", 0.5), ("p99", 0.99)] {
+            let got = ints(&b, col)[i] as f64;
+            assert!(
+                (got - exact(p)).abs() / exact(p) <= 0.001,
+                "{m} {col}: {got} vs {}",
+                exact(p)
+            );
+        }
+        // t-digest: within 5%.
+        assert!((q50.value(i) as f64 - exact(0.5)).abs() / exact(0.5) < 0.05);
+        assert!(q01.value(i) <= q50.value(i) && q50.value(i) <= q99.value(i));
+        // NB: with 2+ partitions the hdr aggregate ran as partial + final, so this count is
+        // the merge of partial states.
+        assert_eq!(ints(&b, "hn")[i], mine.len() as i64);
+        let buckets: serde_json::Value = serde_json::from_str(&strs(&b, "buckets")[i]).unwrap();
+        let total: u64 = buckets
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["count"].as_u64().unwrap())
+            .sum();
+        assert_eq!(total, mine.len() as u64);
+    }
+}
+
+#[tokio::test]
+async fn aggregates_over_an_empty_frame() {
+    let f = fixture();
+    let out = run(
+        &f.engine,
+        r#"let df = px::DataFrame("http_events", "-5m");
+           df = df.filter(df.latency < 0);
+           let s = df.agg(#{
+               n: ["latency", "count"],
+               d: ["req_path", "count_distinct"],
+               a: ["req_path", "any"],
+               h: ["latency", "hdr"],
+           });
+           s.hn = s.h.hdr_count();
+           s.p = s.h.hdr_quantile(0.5);
+           px::display(s, "t");
+           px::display(df.groupby("req_path").agg(#{ q: ["latency", "quantiles"] }), "g");"#,
+    )
+    .await;
+    let b = one(&out[0]);
+    assert_eq!(b.num_rows(), 1);
+    assert_eq!(ints(&b, "n"), [0]);
+    assert_eq!(ints(&b, "d"), [0]);
+    assert!(b.column_by_name("a").unwrap().is_null(0));
+    assert_eq!(ints(&b, "hn"), [0]);
+    assert!(b.column_by_name("p").unwrap().is_null(0));
+    assert_eq!(one(&out[1]).num_rows(), 0);
+}
+
+#[tokio::test]
+async fn merge_joins_with_suffixes_and_nulls() {
+    let f = fixture();
+    let out = run(
+        &f.engine,
+        r#"let df = px::DataFrame("http_events", "-5m");
+           let n = df.groupby("req_path").agg(#{ n: ["latency", "count"] });
+           let errs = df.filter(df.resp_status >= 500).groupby("req_path")
+               .agg(#{ n: ["latency", "count"] });
+           let get = df.filter(df.req_method == "GET").groupby(["req_path"])
+               .agg(#{ gets: ["latency", "count"] });
+           px::display(n.merge(errs, "inner", "req_path", "req_path").sort("req_path_x"), "inner");
+           let l = n.merge(get, "left", ["req_path"], ["req_path"], ["", "_get"]).sort("req_path");
+           l.gets_s = px::format_duration(l.gets);
+           px::display(l, "left");
+           px::display(get.merge(n, "outer", "req_path", "req_path"), "outer");
+           px::display(get.merge(n, "right", "req_path", "req_path"), "right");"#,
+    )
+    .await;
+    let rows = fixture_rows(&f.batches);
+    type Row = (String, String, i64, i64, String);
+    let count = |pred: &dyn Fn(&Row) -> bool| {
+        let mut m: std::collections::BTreeMap<String, i64> = Default::default();
+        for r in rows.iter().filter(|r| pred(r)) {
+            *m.entry(r.1.clone()).or_default() += 1;
+        }
+        m
+    };
+    let all = count(&|_| true);
+    let errs = count(&|r| r.2 >= 500);
+    let gets = count(&|r| r.4 == "GET");
+
+    let b = one(&out[0]);
+    assert_eq!(names(&b), ["req_path_x", "n_x", "req_path_y", "n_y"]);
+    assert_eq!(
+        strs(&b, "req_path_x"),
+        errs.keys().cloned().collect::<Vec<_>>()
+    );
+    assert_eq!(strs(&b, "req_path_y"), strs(&b, "req_path_x"));
+    assert_eq!(
+        ints(&b, "n_x"),
+        errs.keys().map(|k| all[k]).collect::<Vec<_>>()
+    );
+    assert_eq!(ints(&b, "n_y"), errs.values().copied().collect::<Vec<_>>());
+
+    let b = one(&out[1]);
+    assert_eq!(
+        names(&b),
+        ["req_path", "n", "req_path_get", "gets", "gets_s"]
+    );
+    assert_eq!(
+        strs(&b, "req_path"),
+        all.keys().cloned().collect::<Vec<_>>()
+    );
+    let g = b
+        .column_by_name("gets")
+        .unwrap()
+        .as_primitive::<Int64Type>();
+    let gs = b.column_by_name("gets_s").unwrap();
+    for (i, p) in all.keys().enumerate() {
+        assert_eq!(g.is_null(i), !gets.contains_key(p), "{p}");
+        assert_eq!(gs.is_null(i), g.is_null(i), "format_duration keeps nulls");
+        if let Some(n) = gets.get(p) {
+            assert_eq!(g.value(i), *n);
+        }
+    }
+    assert!(gets.len() < all.len(), "the fixture has non-GET-only paths");
+    assert_eq!(one(&out[2]).num_rows(), all.len());
+    assert_eq!(one(&out[3]).num_rows(), all.len());
+}
+
+#[tokio::test]
+async fn merge_and_append_mistakes_explain_themselves() {
+    let f = fixture();
+    let pre = "let df = px::DataFrame(\"http_events\");\n";
+    let cases: &[(&str, &str)] = &[
+        (
+            "df = df.merge(df, \"sideways\", \"upid\", \"upid\");",
+            "use \"inner\", \"left\", \"right\" or \"outer\"",
+        ),
+        (
+            "df = df.merge(df, \"inner\", \"nope\", \"upid\");",
+            "unknown column \"nope\"",
+        ),
+        (
+            "df = df.merge(df.select([\"upid\"]), \"inner\", \"upid\", \"latency\");",
+            "its columns are: upid",
+        ),
+        (
+            "df = df.merge(df, \"inner\", [\"upid\", \"req_path\"], \"upid\");",
+            "as many columns each",
+        ),
+        (
+            "df = df.merge(df, \"inner\", \"upid\", \"upid\", [\"_a\"]);",
+            "two strings",
+        ),
+        (
+            "df = df.select([\"upid\", \"latency\"]).append(df.select([\"upid\", \"req_path\"]));",
+            "latency is missing from the appended frame; req_path is only in the appended frame",
+        ),
+        (
+            "let o = df.select([\"upid\"]); o.latency = o.upid;\ndf = df.select([\"upid\", \"latency\"]).append(o);",
+            "latency is Int64 here but Utf8 in the appended frame",
+        ),
+    ];
+    for (src, want) in cases {
+        let src = format!("{pre}{src}");
+        let e = f.engine.compile(&src, &args(&[])).unwrap_err();
+        assert!(e.to_string().contains(want), "{src}: {e}");
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{src}: {e}");
+    }
+}
+
+#[tokio::test]
+async fn append_stacks_rows_and_reorders_columns() {
+    let f = fixture();
+    let out = run(
+        &f.engine,
+        r#"let df = px::DataFrame("http_events", "-5m");
+           let a = df.select(["req_path", "latency"]).head(10);
+           let b = df.filter(df.resp_status >= 500).select(["latency", "req_path"]).head(5);
+           px::display(a.append(b), "t");"#,
+    )
+    .await;
+    let b = one(&out[0]);
+    assert_eq!(names(&b), ["req_path", "latency"]);
+    assert_eq!(b.num_rows(), 15);
+}
+
+#[tokio::test]
+async fn sql_plans_over_store_tables() {
+    let f = fixture();
+    let out = run(
+        &f.engine,
+        r#"px::display(px::sql(`SELECT req_method, count(*) AS n,
+               format_duration(max(latency)) AS worst FROM http_events
+               WHERE time_ > now() - interval '5 minutes'
+               GROUP BY req_method ORDER BY req_method`), "sql");"#,
+    )
+    .await;
+    let b = one(&out[0]);
+    let rows = fixture_rows(&f.batches);
+    let mut want: std::collections::BTreeMap<&str, (i64, i64)> = Default::default();
+    for r in &rows {
+        let e = want.entry(r.4.as_str()).or_default();
+        e.0 += 1;
+        e.1 = e.1.max(r.3);
+    }
+    assert_eq!(
+        strs(&b, "req_method"),
+        want.keys().map(|s| s.to_string()).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        ints(&b, "n"),
+        want.values().map(|v| v.0).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        strs(&b, "worst"),
+        want.values()
+            .map(|v| crate::udf::format_duration(v.1 as f64))
+            .collect::<Vec<_>>()
+    );
+
+    // The query arrives as an argument, unescaped, as `pxtop sql` sends it.
+    let src = r#"px::display(px::sql(px::param("query", "", "SQL query")), "sql");"#;
+    let out = run_args(
+        &f.engine,
+        src,
+        &[(
+            "query",
+            "SELECT count(*) AS n FROM http_events WHERE req_path LIKE '%\"%'",
+        )],
+    )
+    .await
+    .unwrap();
+    assert_eq!(ints(&one(&out[0]), "n"), [0]);
+
+    for (q, want) in [
+        ("SELEC 1", "px::sql: "),
+        ("SELECT * FROM nope", "tables are: "),
+        ("SELECT nope FROM http_events", "nope"),
+        ("CREATE TABLE t (a INT)", "only queries"),
+    ] {
+        let e = f.engine.compile(src, &args(&[("query", q)])).unwrap_err();
+        assert!(e.to_string().contains(want), "{q}: {e}");
+        assert_eq!(e.position().map(|p| p.0), Some(1), "{q}: {e}");
+    }
+}
+
+#[tokio::test]
+async fn sandbox_limits_stop_runaway_scripts_and_name_the_flag() {
+    let f = fixture_with(EngineConfig {
+        max_operations: 20_000,
+        max_call_depth: 8,
+        ..EngineConfig::default()
+    });
+    let e = f.engine.compile("loop { }", &args(&[])).unwrap_err();
+    assert!(
+        e.to_string().contains("more than 20000 operations")
+            && e.to_string().contains("--script-max-operations"),
+        "{e}"
+    );
+    let e = f
+        .engine
+        .compile("fn f(x) { f(x + 1) }\nf(1);", &args(&[]))
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("deeper than 8")
+            && e.to_string().contains("--script-max-call-depth"),
+        "{e}"
+    );
+    let f = fixture_with(EngineConfig {
+        script_timeout: std::time::Duration::from_millis(50),
+        max_operations: 0,
+        ..EngineConfig::default()
+    });
+    let e = f.engine.compile("loop { }", &args(&[])).unwrap_err();
+    assert!(e.to_string().contains("--script-timeout"), "{e}");
+}
+
+#[tokio::test]
+async fn params_carry_their_type() {
+    let f = fixture();
+    let c = f
+        .engine
+        .compile(
+            r#"px::param("a", 1, "an int"); px::param("b", 0.5); px::param("c", true);
+               px::param("d", "-5m", "a time");
+               px::display(px::DataFrame("http_events").head(1));"#,
+            &args(&[]),
+        )
+        .unwrap();
+    let tys: Vec<(&str, &str, &str)> = c
+        .params()
+        .iter()
+        .map(|p| (p.name.as_str(), p.ty.as_str(), p.default.as_str()))
+        .collect();
+    assert_eq!(
+        tys,
+        [
+            ("a", "int", "1"),
+            ("b", "float", "0.5"),
+            ("c", "bool", "true"),
+            ("d", "string", "-5m")
+        ]
+    );
+}
+
+#[tokio::test]
+async fn describe_lists_params_without_needing_outputs() {
+    let f = fixture();
+    let info = f
+        .engine
+        .describe(
+            "mine.rhai",
+            "// Mine: a test script.\npx::param(\"limit\", 10, \"rows\");\npx::param(\"svc\", \"\");",
+        )
+        .unwrap();
+    assert_eq!(info.description, "Mine: a test script.");
+    let got: Vec<(&str, &str, &str, &str)> = info
+        .params
+        .iter()
+        .map(|p| {
+            (
+                p.name.as_str(),
+                p.ty.as_str(),
+                p.default.as_str(),
+                p.help.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [("limit", "int", "10", "rows"), ("svc", "string", "", "")]
+    );
+    let e = f.engine.describe("x", "loop {").unwrap_err();
+    assert!(e.to_string().contains("syntax error"), "{e}");
+}

@@ -30,6 +30,20 @@ fn bad(s: &str) -> String {
     )
 }
 
+/// A duration like `"10s"`, `"1m"`, `"500ms"` (or a plain ns integer) as ns.
+pub(crate) fn parse_duration(s: &str) -> Result<i64, String> {
+    let t = s.trim();
+    if let Ok(ns) = t.parse::<i64>() {
+        return Ok(ns);
+    }
+    relative(t, t).map_err(|_| {
+        format!(
+            "duration {s:?} is not understood; write a number and a unit like \"10s\", \
+             \"500ms\", \"1m\", \"2h\" (units ns, us, ms, s, m, h, d)"
+        )
+    })
+}
+
 /// `5m` etc. as ns.
 fn relative(body: &str, whole: &str) -> Result<i64, String> {
     let split = body

@@ -86,6 +86,17 @@ impl KelvinService {
                 ));
             }
         };
+        if req.describe_only {
+            let info = self
+                .engine
+                .describe(&req.name, &source)
+                .map_err(to_status)?;
+            return Ok(vec![Reply::Info(v1::ScriptInfo {
+                name: info.name,
+                description: info.description,
+                params: info.params.into_iter().map(to_param).collect(),
+            })]);
+        }
         let args: BTreeMap<String, String> = req.args.into_iter().collect();
         let t0 = Instant::now();
         let compiled = self.engine.compile(&source, &args).map_err(to_status)?;
@@ -125,6 +136,15 @@ impl KelvinService {
             truncated,
         }));
         Ok(replies)
+    }
+}
+
+fn to_param(p: pxtop_engine::ParamInfo) -> v1::ScriptParam {
+    v1::ScriptParam {
+        name: p.name,
+        default_value: p.default,
+        help: p.help,
+        r#type: p.ty,
     }
 }
 
@@ -169,15 +189,7 @@ impl Pxtop for KelvinService {
             .map(|s| v1::ScriptInfo {
                 name: s.name,
                 description: s.description,
-                params: s
-                    .params
-                    .into_iter()
-                    .map(|p| v1::ScriptParam {
-                        name: p.name,
-                        default_value: p.default,
-                        help: p.help,
-                    })
-                    .collect(),
+                params: s.params.into_iter().map(to_param).collect(),
             })
             .collect();
         Ok(Response::new(ListScriptsResponse { scripts }))

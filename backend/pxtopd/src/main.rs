@@ -50,6 +50,20 @@ struct Args {
     /// Bytes of each HTTP body kept in tables (bodies are cut with "... [TRUNCATED]").
     #[arg(long, default_value = "1KiB", value_parser = parse_bytes)]
     body_limit: u64,
+    /// Deadline for running a script, and separately for computing its tables (e.g. 30s).
+    #[arg(long, default_value = "30s", value_parser = parse_seconds)]
+    script_timeout: std::time::Duration,
+    /// Script operations allowed (scripts only build queries; this stops runaway loops).
+    #[arg(long, default_value_t = 5_000_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    script_max_operations: u64,
+    /// How deeply a script's function calls may nest.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    script_max_call_depth: u64,
+    /// Rows kept per output table; more are cut and the client warned.
+    #[arg(long, default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    max_output_rows: u64,
     /// Serve queries without loading probes (no root needed; tables stay empty).
     #[arg(long)]
     no_capture: bool,
@@ -137,6 +151,13 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     config.node_budget_bytes = args.node_budget;
     config.table_budgets = args.table_budgets;
     config.capture = !args.no_capture;
+    if args.script_timeout.is_zero() {
+        anyhow::bail!("--script-timeout must be more than 0, e.g. 30s");
+    }
+    config.engine.script_timeout = args.script_timeout;
+    config.engine.max_operations = args.script_max_operations;
+    config.engine.max_call_depth = usize::try_from(args.script_max_call_depth)?;
+    config.engine.max_output_rows = usize::try_from(args.max_output_rows)?;
     config.pem.capture_bytes = u32::try_from(args.capture_bytes)
         .map_err(|_| anyhow::anyhow!("--capture-bytes is too large"))?;
     config.pem.body_limit = usize::try_from(args.body_limit)?;
@@ -197,5 +218,36 @@ mod tests {
             Ok(("http_events".into(), 1 << 20))
         );
         assert!(parse_table_budget("http_events").is_err());
+    }
+}
+
+#[cfg(test)]
+mod script_limit_tests {
+    use clap::Parser;
+
+    use super::Args;
+
+    #[test]
+    fn script_limits_parse_and_default_to_the_engine_defaults() {
+        let a = Args::try_parse_from(["pxtopd"]).unwrap();
+        let d = pxtop_engine::EngineConfig::default();
+        assert_eq!(a.script_max_operations, d.max_operations);
+        assert_eq!(a.script_timeout, d.script_timeout);
+        assert_eq!(a.max_output_rows as usize, d.max_output_rows);
+        assert_eq!(a.script_max_call_depth as usize, d.max_call_depth);
+        let a = Args::try_parse_from([
+            "pxtopd",
+            "--script-max-operations",
+            "100",
+            "--script-timeout",
+            "2.5s",
+            "--max-output-rows",
+            "50",
+        ])
+        .unwrap();
+        assert_eq!(a.script_max_operations, 100);
+        assert_eq!(a.script_timeout, std::time::Duration::from_millis(2500));
+        assert_eq!(a.max_output_rows, 50);
+        assert!(Args::try_parse_from(["pxtopd", "--script-max-operations", "0"]).is_err());
     }
 }

@@ -65,7 +65,26 @@ impl Pxtop for Fake {
         check(&request)?;
         let req = request.into_inner();
         let mut replies = Vec::new();
-        if !req.source.is_empty() {
+        if req.describe_only {
+            // A bundled name from the listing; a source as a script of its own.
+            let info = match scripts().into_iter().find(|s| s.name == req.name) {
+                Some(s) => s,
+                None if !req.source.is_empty() => pxtop_proto::v1::ScriptInfo {
+                    name: String::new(),
+                    description: "From a file.".into(),
+                    params: vec![pxtop_proto::v1::ScriptParam {
+                        name: "limit".into(),
+                        default_value: "10".into(),
+                        help: "rows".into(),
+                        r#type: "int".into(),
+                    }],
+                },
+                None => return Err(Status::not_found("no such script")),
+            };
+            replies.push(Ok(ExecuteScriptResponse {
+                result: Some(Reply::Info(info)),
+            }));
+        } else if !req.source.is_empty() {
             // Echo the source and the args so the test sees what was sent.
             let schema = Schema::new(vec![
                 Field::new("source", DataType::Utf8, false),

@@ -135,6 +135,65 @@ async fn run_sends_a_file_as_source_with_its_args() {
 }
 
 #[tokio::test]
+async fn run_help_describes_the_script_instead_of_running_it() {
+    let addr = fake::spawn().await;
+    let out = pxtop(
+        &["run", "px/http_data", "--help", "--addr", &addr],
+        Some(fake::TOKEN),
+    )
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with("Recent HTTP requests"), "{text}");
+    assert!(text.contains("Usage: pxtop run px/http_data"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.contains("start_time") && l.contains("\"-5m\"") && l.contains("how far")),
+        "{text}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mine.rhai");
+    std::fs::write(&path, "px::param(\"limit\", 10, \"rows\");\n").unwrap();
+    let out = pxtop(
+        &["run", path.to_str().unwrap(), "-h", "--addr", &addr],
+        Some(fake::TOKEN),
+    )
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.lines()
+            .any(|l| l.contains("limit") && l.contains("int") && l.contains("\"10\"")),
+        "{text}"
+    );
+
+    // Without a script, --help is clap's help for `run`.
+    let out = pxtop(&["run", "--help"], None).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("Usage: pxtop run"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[tokio::test]
+async fn sql_sends_the_query_as_an_argument_of_the_sql_script() {
+    let addr = fake::spawn().await;
+    let query = r#"SELECT "req_path", 'it''s' FROM http_events"#;
+    let out = pxtop(
+        &["sql", query, "-o", "json", "--addr", &addr],
+        Some(fake::TOKEN),
+    )
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let row: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(row["source"], pxtop::cli::SQL_SCRIPT);
+    assert_eq!(row["args"], format!("query={query}"));
+}
+
+#[tokio::test]
 async fn errors_exit_non_zero_with_one_line_naming_the_fix() {
     let addr = fake::spawn().await;
     let out = pxtop(&["run", "px/nope", "--addr", &addr], Some(fake::TOKEN)).await;

@@ -124,6 +124,7 @@ pub fn scripts() -> Vec<ScriptInfo> {
         name: name.into(),
         default_value: default.into(),
         help: help.into(),
+        r#type: String::new(),
     };
     vec![
         ScriptInfo {
