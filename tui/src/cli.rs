@@ -15,6 +15,8 @@ Examples:
   pxtop run px/http_data -o json        print HTTP requests as JSON Lines
   pxtop run px/http_data --arg start_time=-1m -o json | jq 'select(.resp_status >= 500)'
   pxtop run ./my_script.rhai -o table   run a script file
+  pxtop run team/slow                   run ~/.config/pxtop/scripts/team/slow.rhai
+                                        (or $PXTOP_SCRIPTS_DIR/team/slow.rhai)
   pxtop run px/http_data --help         the script's description and parameters
   pxtop sql \"SELECT req_path, count(*) FROM http_events GROUP BY req_path\"
   pxtop tables -v                       list the tables, their sizes and columns

@@ -149,7 +149,10 @@ async fn run_with(
             run_source(client, &source, script_args, args.format()).await
         }
         Some(Command::Scripts(args)) => {
-            let scripts = client.clone().list_scripts().await?;
+            let mut scripts = client.clone().list_scripts().await?;
+            if let Some(dir) = user_scripts_dir() {
+                scripts.extend(user_scripts(&dir));
+            }
             print(|out| output::write_scripts(out, &scripts, args.json))
         }
         Some(Command::Tables(args)) => {
@@ -159,9 +162,81 @@ async fn run_with(
     }
 }
 
-/// What `pxtop run` sends for SCRIPT: a bundled name, or a file's source.
+/// The user script directory: `PXTOP_SCRIPTS_DIR`, else `scripts/` under pxtop's config dir
+/// (`~/.config/pxtop/scripts`). `pxtop run team/slow` runs `team/slow.rhai` from there.
+pub fn user_scripts_dir() -> Option<std::path::PathBuf> {
+    std::env::var_os("PXTOP_SCRIPTS_DIR")
+        .map(std::path::PathBuf::from)
+        .or_else(|| dirs::config_dir().map(|d| d.join("pxtop").join("scripts")))
+}
+
+/// Scripts in the user script directory (`name` without `.rhai`, its first `//` line),
+/// sorted by name. A missing directory has none.
+pub fn user_scripts(dir: &std::path::Path) -> Vec<pxtop_proto::v1::ScriptInfo> {
+    fn walk(
+        root: &std::path::Path,
+        dir: &std::path::Path,
+        out: &mut Vec<pxtop_proto::v1::ScriptInfo>,
+    ) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else if path.extension().is_some_and(|x| x == "rhai") {
+                let Ok(rel) = path
+                    .with_extension("")
+                    .strip_prefix(root)
+                    .map(|p| p.to_owned())
+                else {
+                    continue;
+                };
+                let source = std::fs::read_to_string(&path).unwrap_or_default();
+                let description = source
+                    .lines()
+                    .map(str::trim)
+                    .find_map(|l| l.strip_prefix("//"))
+                    .map(|l| l.trim_start_matches('/').trim().to_string())
+                    .unwrap_or_default();
+                out.push(pxtop_proto::v1::ScriptInfo {
+                    name: rel.to_string_lossy().replace('\\', "/"),
+                    description: format!("(user script) {description}"),
+                    params: Vec::new(),
+                });
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// What `pxtop run` sends for SCRIPT: a bundled name, a user script's source (names not
+/// starting with `px/` are looked up in [`user_scripts_dir`] first), or a file's source.
 pub fn script_source(script: &ScriptRef) -> Result<ScriptSource, Error> {
+    script_source_in(script, user_scripts_dir().as_deref())
+}
+
+fn script_source_in(
+    script: &ScriptRef,
+    user_dir: Option<&std::path::Path>,
+) -> Result<ScriptSource, Error> {
     match script {
+        ScriptRef::Name(name) if !name.starts_with("px/") => {
+            let user = user_dir.map(|d| d.join(format!("{name}.rhai")));
+            match user {
+                Some(path) if path.is_file() => std::fs::read_to_string(&path)
+                    .map(ScriptSource::Source)
+                    .map_err(|source| Error::ReadScript {
+                        path: path.display().to_string(),
+                        source,
+                    }),
+                _ => Ok(ScriptSource::Name(name.clone())),
+            }
+        }
         ScriptRef::Name(name) => Ok(ScriptSource::Name(name.clone())),
         ScriptRef::File(path) => std::fs::read_to_string(path)
             .map(ScriptSource::Source)
@@ -202,5 +277,37 @@ fn print(write: impl FnOnce(&mut dyn Write) -> Result<(), OutputError>) -> Resul
     match result {
         Err(e) if e.is_broken_pipe() => Ok(()),
         other => Ok(other?),
+    }
+}
+
+#[cfg(test)]
+mod user_script_tests {
+    #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+
+    use super::*;
+
+    #[test]
+    fn user_scripts_are_listed_and_run_by_name() {
+        let dir = std::env::temp_dir().join(format!("pxtop-user-scripts-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("team")).unwrap();
+        std::fs::write(
+            dir.join("team/slow.rhai"),
+            "// Slow requests.\npx::display(1);",
+        )
+        .unwrap();
+        std::fs::write(dir.join("notes.txt"), "not a script").unwrap();
+        let listed = user_scripts(&dir);
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].name, "team/slow");
+        assert_eq!(listed[0].description, "(user script) Slow requests.");
+        let src = script_source_in(&ScriptRef::Name("team/slow".into()), Some(&dir)).unwrap();
+        assert!(matches!(src, ScriptSource::Source(s) if s.contains("Slow requests")));
+        // Bundled names and unknown names go to the backend as names.
+        for name in ["px/http_data", "http_data"] {
+            let src = script_source_in(&ScriptRef::Name(name.into()), Some(&dir)).unwrap();
+            assert!(matches!(src, ScriptSource::Name(n) if n == name));
+        }
+        assert!(user_scripts(&dir.join("missing")).is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
