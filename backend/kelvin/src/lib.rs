@@ -2,8 +2,9 @@
 //! each output table as Arrow IPC, lists scripts and tables, reports probe health. Every call
 //! needs the bearer token; a wrong or missing token is refused before any work is done.
 //!
-//! On one node Kelvin queries the local store directly; fanning out to many PEMs and merging
-//! builds on the same service (ARCHITECTURE.md §3).
+//! Every query runs split (ARCHITECTURE.md §10): the PEMs of a [`PemFleet`] run each output's
+//! part below its first aggregation and Kelvin merges their answers. On one node the fleet is
+//! the local engine, in process; cluster mode gives it remote PEMs.
 #![forbid(unsafe_code)]
 
 mod auth;
@@ -12,7 +13,7 @@ mod ipc;
 use std::{collections::BTreeMap, pin::Pin, sync::Arc, time::Instant};
 
 use futures::Stream;
-use pxtop_engine::{Engine, EngineError, ErrorKind};
+use pxtop_engine::{Engine, EngineError, ErrorKind, InProcessFleet, PemFleet};
 use pxtop_proto::v1::{
     self, ExecuteScriptRequest, ExecuteScriptResponse, ExecutionStats, HealthRequest,
     HealthResponse, ListScriptsRequest, ListScriptsResponse, ListTablesRequest, ListTablesResponse,
@@ -46,6 +47,7 @@ impl HealthSource for NoProbes {
 /// The service.
 pub struct KelvinService {
     engine: Arc<Engine>,
+    fleet: Arc<dyn PemFleet>,
     store: Arc<Store>,
     health: Arc<dyn HealthSource>,
 }
@@ -57,13 +59,24 @@ impl std::fmt::Debug for KelvinService {
 }
 
 impl KelvinService {
-    /// A service over `engine` and `store`.
+    /// A service over `engine` and `store`, whose one PEM is that engine, in process.
     pub fn new(engine: Arc<Engine>, store: Arc<Store>, health: Arc<dyn HealthSource>) -> Self {
+        let fleet = Arc::new(InProcessFleet {
+            pems: vec![("local".to_string(), engine.clone())],
+        });
         Self {
             engine,
+            fleet,
             store,
             health,
         }
+    }
+
+    /// The same service with queries fanned out to `fleet`.
+    #[must_use]
+    pub fn with_fleet(mut self, fleet: Arc<dyn PemFleet>) -> Self {
+        self.fleet = fleet;
+        self
     }
 
     /// Compiles and runs one request; the replies to stream.
@@ -102,12 +115,17 @@ impl KelvinService {
         let compiled = self.engine.compile(&source, &args).map_err(to_status)?;
         let compile_ns = t0.elapsed().as_nanos() as u64;
         let t1 = Instant::now();
-        let tables = self.engine.execute(compiled).await.map_err(to_status)?;
+        let outcome = self
+            .engine
+            .execute_split(compiled, self.fleet.as_ref())
+            .await
+            .map_err(to_status)?;
+        let tables = outcome.tables;
         let execute_ns = t1.elapsed().as_nanos() as u64;
         let mut replies = Vec::new();
         let mut rows = 0u64;
         let mut truncated = false;
-        let mut warnings = Vec::new();
+        let mut warnings = outcome.warnings;
         for t in &tables {
             rows += t.batches.iter().map(|b| b.num_rows() as u64).sum::<u64>();
             if t.truncated {
