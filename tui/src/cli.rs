@@ -195,6 +195,11 @@ pub enum OutputFormat {
     Table,
     /// CSV with a header per output table, `_tableName_` as the first column.
     Csv,
+    /// The script's flame graph output (widget `flamegraph`) as folded stacks, `a;b;c COUNT`
+    /// per line, for inferno, flamegraph.pl, speedscope and the like.
+    Folded,
+    /// The script's flame graph output drawn as an SVG flame graph (inferno).
+    Svg,
 }
 
 /// What `pxtop run SCRIPT` refers to.

@@ -36,6 +36,11 @@ pub enum OutputError {
         /// Arrow's error.
         source: ArrowError,
     },
+    /// `-o folded|svg` on a script with no flame graph output.
+    #[error(
+        "-o folded and -o svg need a flame graph output (widget \"flamegraph\"), and this script has none; try px/perf_flamegraph, or -o table"
+    )]
+    NoFlameGraph,
 }
 
 impl OutputError {
@@ -47,7 +52,7 @@ impl OutputError {
                 source: ArrowError::IoError(_, e),
                 ..
             } => e.kind() == io::ErrorKind::BrokenPipe,
-            OutputError::Arrow { .. } => false,
+            OutputError::Arrow { .. } | OutputError::NoFlameGraph => false,
         }
     }
 }
@@ -62,7 +67,66 @@ pub fn write_result(
         OutputFormat::Json => write_json_lines(out, result),
         OutputFormat::Table => write_tables(out, result),
         OutputFormat::Csv => write_csv(out, result),
+        OutputFormat::Folded => {
+            let (_, lines) = folded(result)?;
+            for l in lines {
+                writeln!(out, "{l}")?;
+            }
+            Ok(())
+        }
+        OutputFormat::Svg => {
+            let (name, lines) = folded(result)?;
+            let mut opts = inferno::flamegraph::Options::default();
+            opts.title = name;
+            opts.count_name = "samples".into();
+            inferno::flamegraph::from_lines(&mut opts, lines.iter().map(String::as_str), out)
+                .map_err(OutputError::Io)
+        }
     }
+}
+
+/// The first output whose widget is a flame graph, as folded lines (`stack count`, stacks
+/// with `;` between frames, as the widget's `stack` and `count` columns hold them).
+fn folded(result: &QueryResult) -> Result<(String, Vec<String>), OutputError> {
+    let spec = |t: &crate::client::ResultTable| -> Option<(String, String)> {
+        let v: serde_json::Value = serde_json::from_str(&t.widget_json).ok()?;
+        (v.get("widget")?.as_str()? == "flamegraph").then(|| {
+            let col = |k: &str, d: &str| v.get(k).and_then(|c| c.as_str()).unwrap_or(d).to_string();
+            (col("stack", "stack_trace"), col("count", "count"))
+        })
+    };
+    let Some((table, (stack, count))) = result.tables.iter().find_map(|t| spec(t).map(|s| (t, s)))
+    else {
+        return Err(OutputError::NoFlameGraph);
+    };
+    let arrow_err = |source| OutputError::Arrow {
+        table: table.name.clone(),
+        source,
+    };
+    let mut lines = Vec::new();
+    for b in &table.batches {
+        let column = |name: &str| {
+            b.column_by_name(name).cloned().ok_or_else(|| {
+                arrow_err(ArrowError::SchemaError(format!(
+                    "the flame graph widget names column {name:?}, which the table lacks"
+                )))
+            })
+        };
+        let stacks = cast(&column(&stack)?, &DataType::Utf8).map_err(arrow_err)?;
+        let counts = cast(&column(&count)?, &DataType::Int64).map_err(arrow_err)?;
+        let stacks = arrow::array::AsArray::as_string::<i32>(&stacks);
+        let counts = arrow::array::AsArray::as_primitive::<arrow::datatypes::Int64Type>(&counts);
+        for (s, c) in stacks.iter().zip(counts.iter()) {
+            if let (Some(s), Some(c)) = (s, c)
+                && c > 0
+                && !s.is_empty()
+            {
+                // NB: folded lines end in " COUNT"; a space inside a frame is kept.
+                lines.push(format!("{s} {c}"));
+            }
+        }
+    }
+    Ok((table.name.clone(), lines))
 }
 
 /// Prepares a batch for export: `_tableName_` first, then the columns in order, with
@@ -393,6 +457,60 @@ mod tests {
             ],
         )
         .unwrap()
+    }
+
+    fn flame_result() -> QueryResult {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("service", DataType::Utf8, true),
+            Field::new("stack_trace", DataType::Utf8, true),
+            Field::new("count", DataType::Int64, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(StringArray::from(vec!["app", "app", "app"])),
+                Arc::new(StringArray::from(vec![
+                    "main;work;hot_loop",
+                    "main;work;cold",
+                    "main;idle",
+                ])),
+                Arc::new(Int64Array::from(vec![90, 8, 0])),
+            ],
+        )
+        .unwrap();
+        let mut r = result_of(vec![("stats", vec![http_batch()])]);
+        r.tables.push(ResultTable {
+            name: "perf_flamegraph".into(),
+            widget_json: r#"{"widget":"flamegraph","stack":"stack_trace","count":"count"}"#.into(),
+            schema,
+            batches: vec![batch],
+        });
+        r
+    }
+
+    #[test]
+    fn folded_and_svg_come_from_the_flamegraph_output() {
+        let r = flame_result();
+        assert_eq!(
+            render(&r, OutputFormat::Folded),
+            "main;work;hot_loop 90\nmain;work;cold 8\n"
+        );
+        let svg = render(&r, OutputFormat::Svg);
+        assert!(
+            svg.starts_with("<?xml") && svg.contains("<svg"),
+            "{svg:.200}"
+        );
+        assert!(svg.contains("hot_loop") && svg.contains("perf_flamegraph"));
+        // 90 of 98 samples.
+        assert!(svg.contains("hot_loop (90 samples, 91.84%)"), "{svg}");
+    }
+
+    #[test]
+    fn folded_without_a_flamegraph_output_names_the_fix() {
+        let r = result_of(vec![("stats", vec![http_batch()])]);
+        let mut out = Vec::new();
+        let err = write_result(&mut out, &r, OutputFormat::Svg).unwrap_err();
+        assert!(err.to_string().contains("px/perf_flamegraph"), "{err}");
     }
 
     fn result_of(tables: Vec<(&str, Vec<RecordBatch>)>) -> QueryResult {
