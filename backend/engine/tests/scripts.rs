@@ -28,10 +28,7 @@ const MAX_ROWS: usize = 25;
 
 /// Scripts over tables that arrive with system telemetry, and the table each names first.
 const NO_DATA_SOURCE: &[(&str, &str)] = &[
-    ("px/network_stats", "network_stats"),
     ("px/perf_flamegraph", "stack_traces"),
-    ("px/pod_memory_usage", "process_stats"),
-    ("px/process_stats", "process_stats"),
     ("px/tcp_drops", "tcp_stats_events"),
     ("px/tcp_retransmits", "tcp_stats_events"),
 ];
@@ -143,7 +140,8 @@ async fn bundled_scripts_match_their_goldens() -> Result<()> {
             let want = format!(
                 "no data source: table \"{table}\" is not collected yet (it comes with system \
                  telemetry); tables with data sources: http_events, conn_stats, pgsql_events, \
-                 mysql_events, redis_events, cql_events, dns_events, probe_status"
+                 mysql_events, redis_events, cql_events, dns_events, probe_status, process_stats, \
+                 network_stats"
             );
             assert!(
                 e.to_string().ends_with(&want),
@@ -212,17 +210,18 @@ async fn scripts_over_planned_tables_say_which_feature_brings_them() -> Result<(
     let engine = engine()?;
     let e = engine
         .compile_at(
-            "let df = px::DataFrame(\"process_stats\", \"-5m\");\npx::display(df);",
+            "let df = px::DataFrame(\"stack_traces\", \"-5m\");\npx::display(df);",
             &BTreeMap::new(),
             NOW_NS,
         )
         .err()
-        .context("process_stats has no data source yet")?;
+        .context("stack_traces has no data source yet")?;
     assert_eq!(
         e.to_string(),
-        "line 1, column 14: no data source: table \"process_stats\" is not collected yet (it \
+        "line 1, column 14: no data source: table \"stack_traces\" is not collected yet (it \
          comes with system telemetry); tables with data sources: http_events, conn_stats, \
-         pgsql_events, mysql_events, redis_events, cql_events, dns_events, probe_status"
+         pgsql_events, mysql_events, redis_events, cql_events, dns_events, probe_status, \
+         process_stats, network_stats"
     );
     Ok(())
 }

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod ingest;
+pub mod telemetry;
 
 use std::{sync::Arc, time::Duration};
 
@@ -42,6 +43,9 @@ pub struct PemConfig {
     /// How often to look for TLS libraries to probe (`libssl.so*` mapped by any process);
     /// `None`: no TLS capture.
     pub tls_scan_interval: Option<Duration>,
+    /// How often `process_stats` and `network_stats` are sampled from `/proc` (Pixie: 10 s);
+    /// `None`: not at all.
+    pub process_stats_interval: Option<Duration>,
 }
 
 impl Default for PemConfig {
@@ -56,6 +60,7 @@ impl Default for PemConfig {
             conn_stats_interval: Duration::from_secs(10),
             client_side: ClientSide::RemoteOnly,
             tls_scan_interval: Some(Duration::from_secs(10)),
+            process_stats_interval: Some(Duration::from_secs(10)),
         }
     }
 }
@@ -106,6 +111,7 @@ pub struct PemHandle {
     stats: Arc<Mutex<IngestStats>>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
+    telemetry: Option<JoinHandle<()>>,
 }
 
 impl PemHandle {
@@ -129,6 +135,11 @@ impl PemHandle {
         let _ = self.stop.send(true);
         if let Err(e) = self.task.await {
             tracing::warn!(error = %e, "PEM task ended abnormally");
+        }
+        if let Some(t) = self.telemetry
+            && let Err(e) = t.await
+        {
+            tracing::warn!(error = %e, "telemetry task ended abnormally");
         }
     }
 }
@@ -184,6 +195,14 @@ pub async fn start(
         metadata,
     );
     let (stop, stop_rx) = watch::channel(false);
+    let telemetry = config.process_stats_interval.map(|every| {
+        tokio::spawn(telemetry::run(
+            every,
+            config.asid,
+            store.clone(),
+            stop_rx.clone(),
+        ))
+    });
     let task = tokio::spawn(run_loop(
         tracer,
         tls_libs,
@@ -199,6 +218,7 @@ pub async fn start(
         stats,
         stop,
         task,
+        telemetry,
     })
 }
 

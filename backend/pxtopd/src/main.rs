@@ -47,6 +47,11 @@ struct Args {
     /// mapped on the host, looked for every this often (0 turns TLS capture off).
     #[arg(long, default_value = "10s", value_parser = parse_seconds)]
     tls_scan_interval: std::time::Duration,
+    /// Sample every process's CPU, memory and I/O (px/process_stats) and every network
+    /// namespace's interface counters (px/network_stats) from /proc this often (0 turns it
+    /// off).
+    #[arg(long, default_value = "10s", value_parser = parse_seconds)]
+    process_stats_interval: std::time::Duration,
     /// Bytes of each HTTP body kept in tables (bodies are cut with "... [TRUNCATED]").
     #[arg(long, default_value = "1KiB", value_parser = parse_bytes)]
     body_limit: u64,
@@ -167,6 +172,8 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     };
     config.pem.tls_scan_interval =
         (!args.tls_scan_interval.is_zero()).then_some(args.tls_scan_interval);
+    config.pem.process_stats_interval =
+        (!args.process_stats_interval.is_zero()).then_some(args.process_stats_interval);
     config.pem.ring_bytes = u32::try_from(args.ring_size)
         .ok()
         .filter(|n| n.is_power_of_two() && *n >= 4096)

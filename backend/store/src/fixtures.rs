@@ -11,7 +11,8 @@ use crate::{
     Store, StoreError,
     rows::{
         CmdEvent, CmdEventsBuilder, ConnStatsBuilder, ConnStatsRow, HttpEvent, HttpEventsBuilder,
-        ProbeStatusBuilder, ProbeStatusRow, Val,
+        NetworkStatsBuilder, NetworkStatsRow, ProbeStatusBuilder, ProbeStatusRow,
+        ProcessStatsBuilder, ProcessStatsRow, Val,
     },
     schema::{self, content_type, format_upid, mysql_status, protocol, trace_role},
 };
@@ -153,7 +154,8 @@ pub fn agent_upid() -> String {
 
 /// Every table the store holds, filled from `start_ns` over [`SPAN_NS`]: ~2,400 HTTP requests
 /// served by the four services, their clients' database, cache and DNS traffic, connection
-/// counters every 10 s, and the probes' health every 10 s. One batch per table, so queries over
+/// counters every 10 s, the probes' health every 10 s, and process and network namespace
+/// figures every 10 s. One batch per table, so queries over
 /// it see the rows in one order whatever the machine (aggregates merge deterministically).
 pub fn fill(store: &Store, start_ns: i64) -> Result<(), StoreError> {
     for b in http_events_every(2400, start_ns, SPAN_NS / 2400, 42) {
@@ -166,6 +168,8 @@ pub fn fill(store: &Store, start_ns: i64) -> Result<(), StoreError> {
     store.append("cql_events", cql_events(300, start_ns, 17))?;
     store.append("dns_events", dns_events(400, start_ns, 19))?;
     store.append("probe_status", probe_status(start_ns))?;
+    store.append("process_stats", process_stats(start_ns))?;
+    store.append("network_stats", network_stats(start_ns))?;
     Ok(())
 }
 
@@ -748,6 +752,103 @@ pub fn probe_status(start_ns: i64) -> RecordBatch {
             truncated: 0,
             bytes: 0,
         });
+    }
+    b.finish()
+}
+
+/// The network namespaces of [`network_stats`]: the host's (the agent's) and one per service,
+/// as the inode numbers the kernel gives them.
+pub const NETNS: [&str; 5] = [
+    "4026531840",
+    "4026532301",
+    "4026532302",
+    "4026532303",
+    "4026532304",
+];
+
+/// `process_stats`: every 10 s, the four services and the agent. CPU time grows with each
+/// service's load, `cart` leaks memory, `checkout` writes to disk; counters are cumulative.
+pub fn process_stats(start_ns: i64) -> RecordBatch {
+    // (upid, user and kernel CPU ms per second, threads, vsize MiB, rss MiB, rss growth KiB per
+    // sample, bytes read and written per second, of which from/to storage)
+    type P = (String, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64);
+    let procs: Vec<P> = vec![
+        (upid(0), 180, 40, 24, 1_200, 210, 0, 90_000, 120_000, 0, 0),
+        (upid(1), 60, 15, 8, 900, 140, 512, 30_000, 25_000, 0, 0),
+        (
+            upid(2),
+            90,
+            30,
+            16,
+            1_100,
+            180,
+            0,
+            40_000,
+            60_000,
+            0,
+            40_960,
+        ),
+        (upid(3), 45, 10, 8, 700, 95, 0, 20_000, 15_000, 4_096, 0),
+        (agent_upid(), 25, 35, 6, 600, 70, 0, 500_000, 8_000, 0, 0),
+    ];
+    let samples = SPAN_NS / (10 * SEC);
+    let mut b = ProcessStatsBuilder::with_capacity(procs.len() * samples as usize);
+    let (ms, mib, kib) = (1_000_000, 1 << 20, 1 << 10);
+    for k in 1..=samples {
+        // Since each process started, an hour before the first sample.
+        let secs = 3_600 + k * 10;
+        for (j, (upid, user, kern, threads, vsize, rss, grow, rchar, wchar, read, write)) in
+            procs.iter().enumerate()
+        {
+            b.append(&ProcessStatsRow {
+                time_ns: start_ns + k * 10 * SEC + j as i64,
+                upid: upid.clone(),
+                major_faults: 40 + j as i64 * 3,
+                minor_faults: secs * (20 + j as i64 * 5),
+                cpu_utime_ns: secs * user * ms,
+                cpu_ktime_ns: secs * kern * ms,
+                num_threads: *threads,
+                vsize_bytes: vsize * mib,
+                rss_bytes: rss * mib + k * grow * kib,
+                rchar_bytes: secs * rchar,
+                wchar_bytes: secs * wchar,
+                read_bytes: secs * read,
+                write_bytes: secs * write,
+            });
+        }
+    }
+    b.finish()
+}
+
+/// `network_stats`: every 10 s, one row per network namespace ([`NETNS`]), cumulative
+/// counters; the host's carries the most traffic, `users` drops a few packets.
+pub fn network_stats(start_ns: i64) -> RecordBatch {
+    // (bytes received and sent per second, mean packet size)
+    let rates: [(i64, i64, i64); 5] = [
+        (2_500_000, 1_200_000, 900),
+        (800_000, 1_600_000, 700),
+        (300_000, 250_000, 400),
+        (450_000, 500_000, 600),
+        (200_000, 150_000, 300),
+    ];
+    let samples = SPAN_NS / (10 * SEC);
+    let mut b = NetworkStatsBuilder::with_capacity(NETNS.len() * samples as usize);
+    for k in 1..=samples {
+        let secs = 3_600 + k * 10;
+        for (j, (pod_id, (rx, tx, size))) in NETNS.iter().zip(rates).enumerate() {
+            b.append(&NetworkStatsRow {
+                time_ns: start_ns + k * 10 * SEC + j as i64,
+                pod_id: (*pod_id).to_string(),
+                rx_bytes: secs * rx,
+                rx_packets: secs * rx / size,
+                rx_errors: 0,
+                rx_drops: if j == 4 { 2 + k } else { 0 },
+                tx_bytes: secs * tx,
+                tx_packets: secs * tx / size,
+                tx_errors: if j == 0 { 1 } else { 0 },
+                tx_drops: 0,
+            });
+        }
     }
     b.finish()
 }

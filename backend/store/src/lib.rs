@@ -26,7 +26,8 @@ use parking_lot::RwLock;
 
 pub use rows::{
     CmdEvent, CmdEventsBuilder, ConnStatsBuilder, ConnStatsRow, HttpEvent, HttpEventsBuilder,
-    ProbeStatusBuilder, ProbeStatusRow, Val,
+    NetworkStatsBuilder, NetworkStatsRow, ProbeStatusBuilder, ProbeStatusRow, ProcessStatsBuilder,
+    ProcessStatsRow, Val,
 };
 pub use schema::{PlannedTable, TableDef};
 

@@ -552,6 +552,174 @@ impl ProbeStatusBuilder {
     }
 }
 
+/// One `process_stats` row: cumulative counters and current sizes of one process.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProcessStatsRow {
+    /// When sampled, ns since the Unix epoch.
+    pub time_ns: i64,
+    /// The process.
+    pub upid: String,
+    /// Page faults that needed I/O, since the process started.
+    pub major_faults: i64,
+    /// Page faults served from memory, since the process started.
+    pub minor_faults: i64,
+    /// CPU time in user mode, ns.
+    pub cpu_utime_ns: i64,
+    /// CPU time in kernel mode, ns.
+    pub cpu_ktime_ns: i64,
+    /// Threads now.
+    pub num_threads: i64,
+    /// Virtual memory size now, bytes.
+    pub vsize_bytes: i64,
+    /// Resident set size now, bytes.
+    pub rss_bytes: i64,
+    /// Bytes read by any read-like syscall.
+    pub rchar_bytes: i64,
+    /// Bytes written by any write-like syscall.
+    pub wchar_bytes: i64,
+    /// Bytes fetched from storage.
+    pub read_bytes: i64,
+    /// Bytes sent to storage.
+    pub write_bytes: i64,
+}
+
+impl ProcessStatsRow {
+    fn counts(&self) -> [i64; 11] {
+        [
+            self.major_faults,
+            self.minor_faults,
+            self.cpu_utime_ns,
+            self.cpu_ktime_ns,
+            self.num_threads,
+            self.vsize_bytes,
+            self.rss_bytes,
+            self.rchar_bytes,
+            self.wchar_bytes,
+            self.read_bytes,
+            self.write_bytes,
+        ]
+    }
+}
+
+/// One `network_stats` row: cumulative interface counters of one network namespace.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetworkStatsRow {
+    /// When sampled, ns since the Unix epoch.
+    pub time_ns: i64,
+    /// The network namespace (locally its inode number as text).
+    pub pod_id: String,
+    /// Bytes received.
+    pub rx_bytes: i64,
+    /// Packets received.
+    pub rx_packets: i64,
+    /// Receive errors.
+    pub rx_errors: i64,
+    /// Received packets dropped.
+    pub rx_drops: i64,
+    /// Bytes sent.
+    pub tx_bytes: i64,
+    /// Packets sent.
+    pub tx_packets: i64,
+    /// Send errors.
+    pub tx_errors: i64,
+    /// Packets dropped on send.
+    pub tx_drops: i64,
+}
+
+impl NetworkStatsRow {
+    fn counts(&self) -> [i64; 8] {
+        [
+            self.rx_bytes,
+            self.rx_packets,
+            self.rx_errors,
+            self.rx_drops,
+            self.tx_bytes,
+            self.tx_packets,
+            self.tx_errors,
+            self.tx_drops,
+        ]
+    }
+}
+
+/// Column builders for a table of `time_`, one text key and `N` integer columns.
+#[derive(Debug)]
+struct KeyedCounts<const N: usize> {
+    time: TimestampNanosecondBuilder,
+    key: StringBuilder,
+    counts: [Int64Builder; N],
+}
+
+impl<const N: usize> KeyedCounts<N> {
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            time: TimestampNanosecondBuilder::with_capacity(n),
+            key: strings(n),
+            counts: std::array::from_fn(|_| Int64Builder::with_capacity(n)),
+        }
+    }
+
+    fn append(&mut self, time_ns: i64, key: &str, counts: [i64; N]) {
+        self.time.append_value(time_ns);
+        self.key.append_value(key);
+        for (b, v) in self.counts.iter_mut().zip(counts) {
+            b.append_value(v);
+        }
+    }
+
+    fn finish(&mut self, schema: arrow::datatypes::SchemaRef) -> RecordBatch {
+        let mut cols: Vec<ArrayRef> =
+            vec![Arc::new(self.time.finish()), Arc::new(self.key.finish())];
+        cols.extend(
+            self.counts
+                .iter_mut()
+                .map(|b| Arc::new(b.finish()) as ArrayRef),
+        );
+        batch(schema, cols)
+    }
+}
+
+/// Column builders for `process_stats`.
+#[derive(Debug)]
+pub struct ProcessStatsBuilder(KeyedCounts<11>);
+
+impl ProcessStatsBuilder {
+    /// Builders sized for `n` rows.
+    pub fn with_capacity(n: usize) -> Self {
+        Self(KeyedCounts::with_capacity(n))
+    }
+
+    /// Adds one row.
+    pub fn append(&mut self, r: &ProcessStatsRow) {
+        self.0.append(r.time_ns, &r.upid, r.counts());
+    }
+
+    /// The rows as a batch; the builder is empty afterwards.
+    pub fn finish(&mut self) -> RecordBatch {
+        self.0.finish(schema::process_stats())
+    }
+}
+
+/// Column builders for `network_stats`.
+#[derive(Debug)]
+pub struct NetworkStatsBuilder(KeyedCounts<8>);
+
+impl NetworkStatsBuilder {
+    /// Builders sized for `n` rows.
+    pub fn with_capacity(n: usize) -> Self {
+        Self(KeyedCounts::with_capacity(n))
+    }
+
+    /// Adds one row.
+    pub fn append(&mut self, r: &NetworkStatsRow) {
+        self.0.append(r.time_ns, &r.pod_id, r.counts());
+    }
+
+    /// The rows as a batch; the builder is empty afterwards.
+    pub fn finish(&mut self) -> RecordBatch {
+        self.0.finish(schema::network_stats())
+    }
+}
+
 #[expect(
     clippy::expect_used,
     reason = "the columns are built in the static schema's order with its types; a mismatch is a bug caught by the tests"

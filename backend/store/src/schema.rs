@@ -1,7 +1,8 @@
 //! Table schemas, after Pixie's (`shared/reference/pixie-tables.md`), so PxL habits carry over.
 //!
-//! Every table starts with `time_` (ns since the Unix epoch) and `upid` (rendered as Pixie does:
-//! `asid:pid:start_ticks` packed into 128 bits and printed as a UUID-like string).
+//! Every table starts with `time_` (ns since the Unix epoch) and, but for `network_stats` (per
+//! network namespace, `pod_id`), `upid` (rendered as Pixie does: `asid:pid:start_ticks` packed
+//! into 128 bits and printed as a UUID-like string).
 
 use std::sync::{Arc, LazyLock};
 
@@ -230,6 +231,64 @@ pub fn probe_status() -> SchemaRef {
     PROBE_STATUS.clone()
 }
 
+static PROCESS_STATS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    use DataType::{Int64, Utf8};
+    let mut fields = vec![f("time_", time_type()), f("upid", Utf8)];
+    fields.extend(
+        [
+            "major_faults",
+            "minor_faults",
+            "cpu_utime_ns",
+            "cpu_ktime_ns",
+            "num_threads",
+            "vsize_bytes",
+            "rss_bytes",
+            "rchar_bytes",
+            "wchar_bytes",
+            "read_bytes",
+            "write_bytes",
+        ]
+        .map(|name| f(name, Int64)),
+    );
+    Arc::new(Schema::new(fields))
+});
+
+static NETWORK_STATS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    use DataType::{Int64, Utf8};
+    let mut fields = vec![f("time_", time_type()), f("pod_id", Utf8)];
+    fields.extend(
+        [
+            "rx_bytes",
+            "rx_packets",
+            "rx_errors",
+            "rx_drops",
+            "tx_bytes",
+            "tx_packets",
+            "tx_errors",
+            "tx_drops",
+        ]
+        .map(|name| f(name, Int64)),
+    );
+    Arc::new(Schema::new(fields))
+});
+
+/// `process_stats`: per process, sampled periodically from `/proc/PID/{stat,io}`: cumulative
+/// page faults, CPU time in user and kernel mode (ns), threads, virtual and resident memory
+/// (bytes) and I/O counters (`rchar`/`wchar`: all reads and writes; `read_bytes`/`write_bytes`:
+/// those that reached storage). The I/O columns are 0 where `/proc/PID/io` is not readable (a
+/// process of another user when the agent is not root).
+pub fn process_stats() -> SchemaRef {
+    PROCESS_STATS.clone()
+}
+
+/// `network_stats`: per network namespace, sampled periodically from `/proc/PID/net/dev` of one
+/// process in it: cumulative bytes, packets, errors and drops each way, summed over its
+/// interfaces but `lo`. `pod_id` is, until cluster metadata maps namespaces to pods, the network
+/// namespace's inode number as text (as `ls -L -i /proc/PID/ns/net` shows it).
+pub fn network_stats() -> SchemaRef {
+    NETWORK_STATS.clone()
+}
+
 /// A table the store knows, with its share of the node budget.
 #[derive(Debug, Clone)]
 pub struct TableDef {
@@ -250,7 +309,7 @@ pub fn all_tables() -> Vec<TableDef> {
             name: "http_events",
             aliases: &[],
             schema: http_events(),
-            budget_percent: 60,
+            budget_percent: 58,
         },
         TableDef {
             name: "conn_stats",
@@ -292,7 +351,19 @@ pub fn all_tables() -> Vec<TableDef> {
             name: "probe_status",
             aliases: &[],
             schema: probe_status(),
-            budget_percent: 6,
+            budget_percent: 2,
+        },
+        TableDef {
+            name: "process_stats",
+            aliases: &[],
+            schema: process_stats(),
+            budget_percent: 5,
+        },
+        TableDef {
+            name: "network_stats",
+            aliases: &[],
+            schema: network_stats(),
+            budget_percent: 1,
         },
     ]
 }
@@ -313,16 +384,6 @@ pub struct PlannedTable {
 pub fn planned_tables() -> &'static [PlannedTable] {
     const SYSTEM: &str = "system telemetry";
     &[
-        PlannedTable {
-            name: "process_stats",
-            aliases: &[],
-            feature: SYSTEM,
-        },
-        PlannedTable {
-            name: "network_stats",
-            aliases: &[],
-            feature: SYSTEM,
-        },
         PlannedTable {
             name: "tcp_stats_events",
             aliases: &["tcp_stats"],
@@ -373,7 +434,7 @@ mod tests {
     }
 
     #[test]
-    fn budgets_add_up_and_tables_start_with_time_and_upid() {
+    fn budgets_add_up_and_tables_start_with_time_and_a_key() {
         let defs = all_tables();
         assert_eq!(
             defs.iter()
@@ -383,7 +444,12 @@ mod tests {
         );
         for d in defs {
             assert_eq!(d.schema.field(0).name(), "time_");
-            assert_eq!(d.schema.field(1).name(), "upid");
+            let key = if d.name == "network_stats" {
+                "pod_id"
+            } else {
+                "upid"
+            };
+            assert_eq!(d.schema.field(1).name(), key, "{}", d.name);
         }
     }
 

@@ -155,14 +155,16 @@ fn node_budget_is_split_by_percent() {
     assert_eq!(
         b,
         vec![
-            ("http_events", 600),
+            ("http_events", 580),
             ("conn_stats", 50),
             ("pgsql_events", 60),
             ("mysql_events", 60),
             ("redis_events", 60),
             ("cql_events", 50),
             ("dns_events", 60),
-            ("probe_status", 60)
+            ("probe_status", 20),
+            ("process_stats", 50),
+            ("network_stats", 10),
         ]
     );
 }
@@ -217,15 +219,16 @@ fn fixtures_are_deterministic_and_batched() {
 #[test]
 fn planned_tables_say_which_feature_brings_them() {
     let store = Store::new(StoreConfig::default());
-    for name in ["process_stats", "stack_traces.beta", "tcp_stats"] {
+    for name in ["stack_traces", "stack_traces.beta", "tcp_stats"] {
         let e = store.resolve(name).unwrap_err();
         assert!(matches!(e, StoreError::NoDataSource { .. }), "{name}: {e}");
     }
     assert_eq!(
-        store.schema("process_stats").unwrap_err().to_string(),
-        "no data source: table \"process_stats\" is not collected yet (it comes with system \
+        store.schema("stack_traces").unwrap_err().to_string(),
+        "no data source: table \"stack_traces\" is not collected yet (it comes with system \
          telemetry); tables with data sources: http_events, conn_stats, pgsql_events, \
-         mysql_events, redis_events, cql_events, dns_events, probe_status"
+         mysql_events, redis_events, cql_events, dns_events, probe_status, process_stats, \
+         network_stats"
     );
     assert!(matches!(
         store.resolve("nope").unwrap_err(),
