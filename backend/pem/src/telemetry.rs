@@ -197,36 +197,18 @@ mod tests {
 
     use super::*;
 
-    /// Set in the child [`busy_child`] runs as.
-    const BUSY_ENV: &str = "PXTOP_TELEMETRY_BUSY_CHILD";
     /// Memory the busy child holds, touched.
     const BUSY_BYTES: usize = 64 << 20;
     /// Spinning threads in the busy child besides its main thread.
     const BUSY_THREADS: usize = 2;
 
-    /// Not a test: the body of the busy child the sampling test spawns (this test binary, run
-    /// with [`BUSY_ENV`] set): it holds [`BUSY_BYTES`] and burns CPU on every thread until
-    /// killed.
-    #[test]
-    #[ignore = "the busy child of process_row_matches_proc"]
-    fn busy_child() {
-        if std::env::var_os(BUSY_ENV).is_none() {
-            return;
-        }
-        let mem = black_box(vec![1u8; BUSY_BYTES]);
-        for _ in 0..BUSY_THREADS {
-            std::thread::spawn(spin);
-        }
-        spin();
-        drop(mem);
-    }
-
-    fn spin() {
-        let mut x = 0u64;
-        loop {
-            x = black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1));
-        }
-    }
+    /// The busy child the sampling test watches: a Python process that holds [`BUSY_BYTES`]
+    /// (touched) and spins on [`BUSY_THREADS`] threads besides its main one until killed.
+    const BUSY_CHILD: &str = "import sys, threading\n\
+mem = b'\\x01' * int(sys.argv[1])\n\
+def spin():\n    x = 0\n    while True:\n        x = (x * 6364136223846793005 + 1) & 0xffffffffffffffff\n\
+for _ in range(int(sys.argv[2])):\n    threading.Thread(target=spin, daemon=True).start()\n\
+spin()\n";
 
     struct Killed(Child);
 
@@ -267,10 +249,10 @@ mod tests {
 
     #[test]
     fn process_row_matches_proc() {
-        let child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "telemetry::tests::busy_child", "--ignored"])
-            .args(["--test-threads", "1", "--nocapture"])
-            .env(BUSY_ENV, "1")
+        let child = Command::new("python3")
+            .args(["-c", BUSY_CHILD])
+            .arg(BUSY_BYTES.to_string())
+            .arg(BUSY_THREADS.to_string())
             .stdout(std::process::Stdio::null())
             .spawn()
             .unwrap();
