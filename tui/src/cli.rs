@@ -44,7 +44,7 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub local: bool,
 
-    /// TUI colour theme: a bundled name (dark, light) or a path to a .toml file that overrides
+    /// TUI colour theme: a bundled name (dark, light, high-contrast) or a path to a .toml file that overrides
     /// only the styles it names.
     #[arg(long, default_value = "dark", value_name = "NAME|PATH", global = true)]
     pub theme: String,

@@ -12,6 +12,10 @@ use serde::Deserialize;
 pub const BUNDLED: &[(&str, &str)] = &[
     ("dark", include_str!("../../themes/dark.toml")),
     ("light", include_str!("../../themes/light.toml")),
+    (
+        "high-contrast",
+        include_str!("../../themes/high-contrast.toml"),
+    ),
 ];
 
 /// Failures loading a theme.
@@ -50,7 +54,7 @@ fn bundled_names() -> String {
 }
 
 /// The semantic styles every widget draws with; widgets never hard-code colours.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Theme {
     /// Ordinary text and the screen background.
     pub base: Style,
@@ -80,6 +84,34 @@ pub struct Theme {
     pub highlight: Style,
     /// Column names in the detail pane.
     pub field_name: Style,
+    /// A healthy service or edge (service map).
+    pub health_ok: Style,
+    /// A service or edge past a warning threshold.
+    pub health_warn: Style,
+    /// A service or edge past a critical threshold.
+    pub health_bad: Style,
+    /// Chart series, in turn (time series lines, compared histograms).
+    pub series_1: Style,
+    /// The second chart series.
+    pub series_2: Style,
+    /// The third chart series.
+    pub series_3: Style,
+    /// The fourth chart series.
+    pub series_4: Style,
+    /// The fifth chart series.
+    pub series_5: Style,
+    /// The sixth chart series.
+    pub series_6: Style,
+    /// Flame graph frames.
+    pub flame: Style,
+    /// Flame graph frames next to a `flame` one (so neighbours stay apart).
+    pub flame_alt: Style,
+    /// Flame graph frames matching the search.
+    pub flame_match: Style,
+    /// Bars of histograms and bar charts.
+    pub bar: Style,
+    /// When the service map calls a service or edge unhealthy.
+    pub health: Health,
 }
 
 /// The style names a theme file may set, in the order they are documented.
@@ -98,6 +130,19 @@ pub const STYLE_NAMES: &[&str] = &[
     "tab_inactive",
     "highlight",
     "field_name",
+    "health_ok",
+    "health_warn",
+    "health_bad",
+    "series_1",
+    "series_2",
+    "series_3",
+    "series_4",
+    "series_5",
+    "series_6",
+    "flame",
+    "flame_alt",
+    "flame_match",
+    "bar",
 ];
 
 #[derive(Debug, Deserialize)]
@@ -107,6 +152,68 @@ struct ThemeFile {
     extends: Option<String>,
     #[serde(default)]
     styles: BTreeMap<String, StyleSpec>,
+    /// Health thresholds; each one named replaces the base's.
+    health: Option<HealthSpec>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HealthSpec {
+    error_rate_warn: Option<f64>,
+    error_rate_bad: Option<f64>,
+    latency_p99_warn_ms: Option<f64>,
+    latency_p99_bad_ms: Option<f64>,
+}
+
+/// Thresholds past which a service or an edge is drawn as warning or bad: an error rate (a
+/// fraction, 0.05 = 5%) or a p99 latency.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Health {
+    /// Error rate from which it is a warning.
+    pub error_rate_warn: f64,
+    /// Error rate from which it is bad.
+    pub error_rate_bad: f64,
+    /// p99 latency (ms) from which it is a warning.
+    pub latency_p99_warn_ms: f64,
+    /// p99 latency (ms) from which it is bad.
+    pub latency_p99_bad_ms: f64,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Health {
+            error_rate_warn: 0.01,
+            error_rate_bad: 0.05,
+            latency_p99_warn_ms: 250.0,
+            latency_p99_bad_ms: 1000.0,
+        }
+    }
+}
+
+/// How healthy a service or an edge is, worst first in the ordering's reverse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum HealthLevel {
+    /// Below every threshold (or nothing to judge by).
+    Ok,
+    /// Past a warning threshold.
+    Warn,
+    /// Past a bad threshold.
+    Bad,
+}
+
+impl Health {
+    /// Judges an error rate (fraction) and a p99 latency (ns); either may be unknown.
+    pub fn level(&self, error_rate: Option<f64>, p99_ns: Option<f64>) -> HealthLevel {
+        let ms = p99_ns.map(|ns| ns / 1e6);
+        let past = |v: Option<f64>, t: f64| v.is_some_and(|v| v >= t);
+        if past(error_rate, self.error_rate_bad) || past(ms, self.latency_p99_bad_ms) {
+            HealthLevel::Bad
+        } else if past(error_rate, self.error_rate_warn) || past(ms, self.latency_p99_warn_ms) {
+            HealthLevel::Warn
+        } else {
+            HealthLevel::Ok
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -192,11 +299,24 @@ impl Theme {
             "tab_inactive" => &mut self.tab_inactive,
             "highlight" => &mut self.highlight,
             "field_name" => &mut self.field_name,
+            "health_ok" => &mut self.health_ok,
+            "health_warn" => &mut self.health_warn,
+            "health_bad" => &mut self.health_bad,
+            "series_1" => &mut self.series_1,
+            "series_2" => &mut self.series_2,
+            "series_3" => &mut self.series_3,
+            "series_4" => &mut self.series_4,
+            "series_5" => &mut self.series_5,
+            "series_6" => &mut self.series_6,
+            "flame" => &mut self.flame,
+            "flame_alt" => &mut self.flame_alt,
+            "flame_match" => &mut self.flame_match,
+            "bar" => &mut self.bar,
             _ => return None,
         })
     }
 
-    fn slots_mut(&mut self) -> [&mut Style; 14] {
+    fn slots_mut(&mut self) -> [&mut Style; 27] {
         [
             &mut self.base,
             &mut self.header,
@@ -212,6 +332,19 @@ impl Theme {
             &mut self.tab_inactive,
             &mut self.highlight,
             &mut self.field_name,
+            &mut self.health_ok,
+            &mut self.health_warn,
+            &mut self.health_bad,
+            &mut self.series_1,
+            &mut self.series_2,
+            &mut self.series_3,
+            &mut self.series_4,
+            &mut self.series_5,
+            &mut self.series_6,
+            &mut self.flame,
+            &mut self.flame_alt,
+            &mut self.flame_match,
+            &mut self.bar,
         ]
     }
 
@@ -232,12 +365,61 @@ impl Theme {
             tab_inactive: Style::default(),
             highlight: Style::default(),
             field_name: Style::default(),
+            health_ok: Style::default(),
+            health_warn: Style::default(),
+            health_bad: Style::default(),
+            series_1: Style::default(),
+            series_2: Style::default(),
+            series_3: Style::default(),
+            series_4: Style::default(),
+            series_5: Style::default(),
+            series_6: Style::default(),
+            flame: Style::default(),
+            flame_alt: Style::default(),
+            flame_match: Style::default(),
+            bar: Style::default(),
+            health: Health::default(),
         }
     }
 
     /// Applies a theme file's styles over `self`: each named part (fg, bg, modifiers) replaces
     /// the base's, everything unnamed stays.
     fn overlay(mut self, origin: &str, file: &ThemeFile) -> Result<Self, ThemeError> {
+        if let Some(h) = &file.health {
+            let set = |slot: &mut f64, v: Option<f64>, key: &str| -> Result<(), ThemeError> {
+                match v {
+                    Some(v) if !v.is_finite() || v < 0.0 => Err(ThemeError::Invalid {
+                        origin: origin.to_owned(),
+                        message: format!("health.{key}: {v} must be a number >= 0"),
+                    }),
+                    Some(v) => {
+                        *slot = v;
+                        Ok(())
+                    }
+                    None => Ok(()),
+                }
+            };
+            set(
+                &mut self.health.error_rate_warn,
+                h.error_rate_warn,
+                "error_rate_warn",
+            )?;
+            set(
+                &mut self.health.error_rate_bad,
+                h.error_rate_bad,
+                "error_rate_bad",
+            )?;
+            set(
+                &mut self.health.latency_p99_warn_ms,
+                h.latency_p99_warn_ms,
+                "latency_p99_warn_ms",
+            )?;
+            set(
+                &mut self.health.latency_p99_bad_ms,
+                h.latency_p99_bad_ms,
+                "latency_p99_bad_ms",
+            )?;
+        }
         for (name, spec) in &file.styles {
             let slot = self.slot_mut(name).ok_or_else(|| ThemeError::Invalid {
                 origin: origin.to_owned(),
@@ -416,7 +598,7 @@ mod tests {
         let err = Theme::from_user_toml("x", "extends = \"solarized\"\n").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "theme 'x' is not valid: extends = 'solarized' is not a bundled theme (use one of dark, light)"
+            "theme 'x' is not valid: extends = 'solarized' is not a bundled theme (use one of dark, light, high-contrast)"
         );
     }
 
@@ -444,7 +626,37 @@ mod tests {
         let err = Theme::load("no-such-theme").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "unknown theme 'no-such-theme': use one of dark, light or a path to a .toml file"
+            "unknown theme 'no-such-theme': use one of dark, light, high-contrast or a path to a .toml file"
+        );
+    }
+
+    #[test]
+    fn high_contrast_is_bundled_and_health_thresholds_override_one_by_one() {
+        let hc = Theme::load("high-contrast").unwrap();
+        assert_ne!(hc, Theme::default_theme().unwrap());
+        assert_eq!(hc.base.bg, Some(Color::Black));
+        let user = Theme::from_user_toml("u", "[health]\nerror_rate_bad = 0.2\n").unwrap();
+        assert_eq!(user.health.error_rate_bad, 0.2);
+        assert_eq!(
+            user.health.error_rate_warn,
+            Health::default().error_rate_warn
+        );
+        assert_eq!(
+            user.health.level(Some(0.1), None),
+            HealthLevel::Warn,
+            "10% is only a warning once bad starts at 20%"
+        );
+        assert_eq!(user.health.level(None, Some(2e9)), HealthLevel::Bad);
+        let err = Theme::from_user_toml("u", "[health]\nlatency_p99_bad_ms = -1\n").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("health.latency_p99_bad_ms: -1 must be a number >= 0"),
+            "{err}"
+        );
+        let err = Theme::from_user_toml("u", "[health]\nerror_rate = 1\n").unwrap_err();
+        assert!(
+            err.to_string().contains("unknown field `error_rate`"),
+            "{err}"
         );
     }
 
