@@ -76,13 +76,23 @@ pub fn write_result(
         }
         OutputFormat::Svg => {
             let (name, lines) = folded(result)?;
-            let mut opts = inferno::flamegraph::Options::default();
-            opts.title = name;
-            opts.count_name = "samples".into();
-            inferno::flamegraph::from_lines(&mut opts, lines.iter().map(String::as_str), out)
-                .map_err(OutputError::Io)
+            write_flamegraph_svg(out, &name, &lines)
         }
     }
+}
+
+/// Writes folded lines (`stack count`) as an inferno flame graph SVG titled `title` (for
+/// `-o svg` and the TUI's flame graph export).
+pub fn write_flamegraph_svg(
+    out: &mut dyn Write,
+    title: &str,
+    lines: &[String],
+) -> Result<(), OutputError> {
+    let mut opts = inferno::flamegraph::Options::default();
+    opts.title = title.to_owned();
+    opts.count_name = "samples".into();
+    inferno::flamegraph::from_lines(&mut opts, lines.iter().map(String::as_str), out)
+        .map_err(OutputError::Io)
 }
 
 /// The first output whose widget is a flame graph, as folded lines (`stack count`, stacks

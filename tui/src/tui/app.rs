@@ -8,6 +8,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use pxtop_proto::v1::{ExecutionStats, ScriptInfo};
 
 use super::data::TableData;
+use super::views::{self, Args, KeyOutcome, Widget, WidgetState};
 use crate::client::QueryResult;
 
 /// What the event loop must do after a key.
@@ -17,12 +18,19 @@ pub enum Action {
     None,
     /// Leave the TUI.
     Quit,
-    /// Start refreshing this script (replacing the current one).
-    Run(String),
+    /// Start refreshing this script with these arguments (replacing the current one).
+    Run(String, Args),
     /// Pause (`true`) or resume the refresh.
     SetPaused(bool),
     /// Refresh now, even when paused.
     RefreshNow,
+    /// Write this flame graph (folded lines) as SVG; the name titles it and the file.
+    ExportSvg {
+        /// The output table's name.
+        name: String,
+        /// `stack count` lines.
+        lines: Vec<String>,
+    },
 }
 
 /// Which screen is showing.
@@ -67,6 +75,10 @@ pub struct View {
     pub first_column: usize,
     /// Row indices after filtering and sorting, in display order.
     pub visible: Vec<usize>,
+    /// Show the raw table even though the table has a widget (`v` toggles).
+    pub raw: bool,
+    /// The widget's state (selection, zoom, ...).
+    pub widget: WidgetState,
 }
 
 /// When and how fast the last refresh was.
@@ -91,6 +103,12 @@ pub struct App {
     pub picker: Picker,
     /// The script being refreshed.
     pub script: Option<String>,
+    /// Its arguments (from a drill-down; empty: the script's defaults).
+    pub args: Args,
+    /// Scripts drilled down from, most recent last (Backspace goes back).
+    pub history: Vec<(String, Args)>,
+    /// A one-off message for the status bar (an export written), cleared by the next key.
+    pub notice: Option<String>,
     /// The last good result's tables.
     pub tables: Vec<TableData>,
     /// One view per table.
@@ -130,6 +148,9 @@ impl App {
             scripts: Vec::new(),
             picker: Picker::default(),
             script: None,
+            args: Vec::new(),
+            history: Vec::new(),
+            notice: None,
             tables: Vec::new(),
             views: Vec::new(),
             tab: 0,
@@ -165,9 +186,15 @@ impl App {
 
     /// Switches to the live view of `name` (as Enter in the picker does) and asks for it to run.
     pub fn start_script(&mut self, name: &str) -> Action {
+        self.start_script_with(name, Vec::new())
+    }
+
+    /// Switches to the live view of `name` run with `args`, and asks for it to run.
+    pub fn start_script_with(&mut self, name: &str, args: Args) -> Action {
         self.screen = Screen::Live;
-        if self.script.as_deref() != Some(name) {
+        if self.script.as_deref() != Some(name) || self.args != args {
             self.script = Some(name.to_owned());
+            self.args = args.clone();
             self.tables.clear();
             self.views.clear();
             self.tab = 0;
@@ -178,7 +205,85 @@ impl App {
         }
         // Choosing a script (again) always runs it, so it is never left paused.
         self.paused = false;
-        Action::Run(name.to_owned())
+        Action::Run(name.to_owned(), args)
+    }
+
+    /// Drills from the current script into `script` with `args`; Backspace comes back.
+    pub fn drill(&mut self, script: String, args: Args) -> Action {
+        if let Some(current) = self.script.clone() {
+            self.history.push((current, self.args.clone()));
+        }
+        self.start_script_with(&script, args)
+    }
+
+    /// Back to the script drilled down from, if any.
+    fn go_back(&mut self) -> Option<Action> {
+        let (script, args) = self.history.pop()?;
+        Some(self.start_script_with(&script, args))
+    }
+
+    /// The script and its arguments as one line (`px/service service=cart`).
+    pub fn script_label(&self) -> Option<String> {
+        let script = self.script.as_ref()?;
+        let mut out = script.clone();
+        for (k, v) in &self.args {
+            out.push_str(&format!(" {k}={v}"));
+        }
+        Some(out)
+    }
+
+    /// The widget drawn for the shown table (none when it has none, or `v` chose the table).
+    pub fn current_widget(&self) -> Option<(&Widget, &WidgetState)> {
+        let (table, view) = self.current()?;
+        match &table.widget {
+            Some(Ok(w)) if !view.raw => Some((w, &view.widget)),
+            _ => None,
+        }
+    }
+
+    fn flame_active(&self) -> bool {
+        matches!(self.current_widget(), Some((Widget::Flame(_), _)))
+    }
+
+    /// A key for the shown widget; `None` when the table keys should have it.
+    fn widget_key(&mut self, code: KeyCode) -> Option<Action> {
+        let table = self.tables.get(self.tab)?;
+        let view = self.views.get_mut(self.tab)?;
+        let Some(Ok(widget)) = &table.widget else {
+            return None;
+        };
+        if view.raw {
+            return None;
+        }
+        match views::handle_key(widget, &mut view.widget, code) {
+            KeyOutcome::Handled => Some(Action::None),
+            KeyOutcome::Drill(script, args) => Some(self.drill(script, args)),
+            KeyOutcome::ExportSvg => match widget {
+                Widget::Flame(f) => Some(Action::ExportSvg {
+                    name: table.name.clone(),
+                    lines: f.folded_lines(),
+                }),
+                _ => Some(Action::None),
+            },
+            KeyOutcome::Ignored => {
+                // Table-only keys (sorting, the detail pane, row movement) do nothing here.
+                let shared = matches!(
+                    code,
+                    KeyCode::Char('q' | '?' | ':' | 'p' | 'r' | 'v' | '1'..='9')
+                        | KeyCode::Esc
+                        | KeyCode::Tab
+                        | KeyCode::BackTab
+                        | KeyCode::Backspace
+                ) || (code == KeyCode::Char('/')
+                    && matches!(widget, Widget::Flame(_)));
+                (!shared).then_some(Action::None)
+            }
+        }
+    }
+
+    /// Shows a message in the status bar until the next key.
+    pub fn set_notice(&mut self, notice: impl Into<String>) {
+        self.notice = Some(notice.into());
     }
 
     /// A refresh of `script` finished. Results of a script no longer shown are dropped; a
@@ -391,6 +496,12 @@ impl App {
 
     fn set_filter(&mut self, filter: String) {
         let tab = self.tab;
+        if self.flame_active() {
+            if let Some(view) = self.view_mut() {
+                view.widget.flame.search = filter;
+            }
+            return;
+        }
         if let Some(view) = self.view_mut() {
             view.filter = filter;
         }
@@ -423,6 +534,7 @@ impl App {
         if key.modifiers.contains(KeyModifiers::ALT) {
             return Action::None;
         }
+        self.notice = None;
         if self.help {
             if matches!(
                 key.code,
@@ -450,7 +562,10 @@ impl App {
                 }
             }
             KeyCode::Enter => match self.picker_selected().map(|s| s.name.clone()) {
-                Some(name) => self.start_script(&name),
+                Some(name) => {
+                    self.history.clear();
+                    self.start_script(&name)
+                }
                 None => Action::None,
             },
             KeyCode::Up => {
@@ -527,7 +642,23 @@ impl App {
             return self.filter_key(key, ctrl);
         }
         let page = self.viewport_rows.max(1) as isize;
+        if !ctrl && let Some(action) = self.widget_key(key.code) {
+            return action;
+        }
         match key.code {
+            KeyCode::Char('v') => {
+                if let Some(view) = self.views.get_mut(self.tab)
+                    && matches!(
+                        self.tables.get(self.tab).map(|t| &t.widget),
+                        Some(Some(Ok(_)))
+                    )
+                {
+                    view.raw = !view.raw;
+                    self.detail = false;
+                }
+                Action::None
+            }
+            KeyCode::Backspace => self.go_back().unwrap_or(Action::None),
             KeyCode::Char('q') => {
                 if self.detail {
                     self.detail = false;
@@ -542,6 +673,8 @@ impl App {
                     self.detail = false;
                 } else if has_filter {
                     self.set_filter(String::new());
+                } else if let Some(action) = self.go_back() {
+                    return action;
                 } else {
                     return Action::Quit;
                 }
@@ -566,7 +699,11 @@ impl App {
             KeyCode::Char('r') if ctrl => Action::RefreshNow,
             KeyCode::Char('r') => Action::RefreshNow,
             KeyCode::Char('/') => {
-                let current = self.current().map(|(_, v)| v.filter.clone());
+                let current = if self.flame_active() {
+                    self.current().map(|(_, v)| v.widget.flame.search.clone())
+                } else {
+                    self.current().map(|(_, v)| v.filter.clone())
+                };
                 self.filter_input = Some(current.unwrap_or_default());
                 Action::None
             }
@@ -938,7 +1075,7 @@ mod tests {
         app.handle_key(key(KeyCode::Down));
         assert_eq!(
             app.handle_key(key(KeyCode::Enter)),
-            Action::Run("px/http_stats".into())
+            Action::Run("px/http_stats".into(), vec![])
         );
         assert_eq!(app.screen, Screen::Live);
         // `:` reopens the picker on the running script; Esc goes back without re-running.

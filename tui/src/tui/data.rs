@@ -101,6 +101,9 @@ pub struct TableData {
     pub default_sort: Option<(usize, bool)>,
     /// Per column, the widest one-line cell (capped at [`MAX_COLUMN_WIDTH`]).
     pub widths: Vec<usize>,
+    /// The widget the spec asks for: `None` for a table, `Err` (why) when the table does not
+    /// fit the spec (the table shows instead).
+    pub widget: Option<Result<super::views::Widget, String>>,
 }
 
 /// The widest a column gets from fitting; longer cells are cut with `…` (Enter shows all).
@@ -301,13 +304,17 @@ impl TableData {
         for batch in &table.batches {
             rows.extend(batch_rows(batch, offset));
         }
-        TableData {
+        let mut data = TableData {
             name: table.name.clone(),
             default_sort: default_sort(&table.widget_json, &columns),
             widths: fitted_widths(&columns, &rows),
             columns,
             rows,
-        }
+            widget: None,
+        };
+        let spec = super::views::Spec::parse(&table.widget_json);
+        data.widget = super::views::Widget::build(&spec, table, &data);
+        data
     }
 }
 

@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 
 use super::app::{Action, App, RefreshInfo};
 use super::render::{render, table_body_rows};
+use super::views::Args;
 use crate::client::{Client, QueryResult, ScriptSource};
 use crate::theme::Theme;
 
@@ -68,7 +69,7 @@ impl Refresher {
     fn start(
         &mut self,
         client: Client,
-        script: String,
+        (script, args): (String, Args),
         every: Duration,
         tx: mpsc::Sender<Message>,
     ) {
@@ -77,7 +78,7 @@ impl Refresher {
         let paused = self.paused.subscribe();
         let now = self.now.clone();
         self.task = Some(tokio::spawn(refresh_loop(
-            client, script, every, tx, paused, now,
+            client, script, args, every, tx, paused, now,
         )));
     }
 
@@ -94,10 +95,12 @@ impl Drop for Refresher {
     }
 }
 
-/// Runs `script` now and then every `every`, unless paused; `now` forces a run even then.
+/// Runs `script` with `args` now and then every `every`, unless paused; `now` forces a run
+/// even then.
 async fn refresh_loop(
     mut client: Client,
     script: String,
+    args: Args,
     every: Duration,
     tx: mpsc::Sender<Message>,
     mut paused: watch::Receiver<bool>,
@@ -107,7 +110,7 @@ async fn refresh_loop(
     loop {
         let started = Instant::now();
         let result = client
-            .execute(&source, HashMap::new())
+            .execute(&source, args.iter().cloned().collect::<HashMap<_, _>>())
             .await
             .map_err(|e| e.one_line());
         if let Err(e) = &result {
@@ -172,9 +175,9 @@ async fn event_loop(
 
     let mut refresher = Refresher::new();
     if let Some(script) = &config.initial_script
-        && let Action::Run(name) = app.start_script(script)
+        && let Action::Run(name, args) = app.start_script(script)
     {
-        refresher.start(client.clone(), name, config.refresh, tx.clone());
+        refresher.start(client.clone(), (name, args), config.refresh, tx.clone());
     }
 
     let mut events = EventStream::new();
@@ -202,8 +205,12 @@ async fn event_loop(
         match action {
             Action::None => {}
             Action::Quit => break Ok(()),
-            Action::Run(name) => {
-                refresher.start(client.clone(), name, config.refresh, tx.clone());
+            Action::Run(name, args) => {
+                refresher.start(client.clone(), (name, args), config.refresh, tx.clone());
+            }
+            Action::ExportSvg { name, lines } => {
+                let path = format!("{name}-{}.svg", Local::now().format("%Y%m%d-%H%M%S"));
+                app.set_notice(export_svg(&path, &name, &lines));
             }
             Action::SetPaused(p) => {
                 refresher.paused.send_replace(p);
@@ -214,4 +221,19 @@ async fn event_loop(
     scripts_task.abort();
     refresher.stop();
     result
+}
+
+/// Writes the flame graph to `path` (as `pxtop run -o svg` does); says what happened.
+fn export_svg(path: &str, title: &str, lines: &[String]) -> String {
+    let written = std::fs::File::create(path)
+        .map_err(crate::output::OutputError::Io)
+        .and_then(|f| {
+            let mut out = std::io::BufWriter::new(f);
+            crate::output::write_flamegraph_svg(&mut out, title, lines)?;
+            std::io::Write::flush(&mut out).map_err(crate::output::OutputError::Io)
+        });
+    match written {
+        Ok(()) => format!("flame graph written to {path}"),
+        Err(e) => format!("cannot write {path}: {e}"),
+    }
 }

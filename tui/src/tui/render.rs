@@ -26,6 +26,12 @@ pub const HELP: &[(&str, &str)] = &[
     ("S or I", "reverse the sort"),
     ("/", "filter rows (Enter keeps, Esc clears)"),
     ("Tab/Shift-Tab 1-9", "switch output table"),
+    ("v", "widget view / raw table"),
+    ("Enter (widgets)", "drill in; flame graph: zoom in"),
+    ("Tab h/l (map)", "node ↔ edge, previous / next layer"),
+    ("c Tab (histogram)", "compare two, switch pane"),
+    ("/ o x Esc (flame)", "search, flip, write SVG, zoom out"),
+    ("Backspace", "back to the script drilled from"),
     ("p", "pause / resume refresh"),
     ("r", "refresh now"),
     (": or ^P", "pick a script"),
@@ -39,7 +45,7 @@ const SEP: &str = " │ ";
 /// Rows of the table body visible with the current layout of `area` (for paging).
 pub fn table_body_rows(area: Rect, app: &App) -> usize {
     let main = chrome(area)[1];
-    let table_area = if app.detail {
+    let table_area = if app.detail && app.current_widget().is_none() {
         split_detail(main)[0]
     } else {
         main
@@ -72,7 +78,9 @@ pub fn render(frame: &mut Frame<'_>, app: &App, theme: &Theme) {
     match app.screen {
         Screen::Picker => render_picker(frame, main, app, theme),
         Screen::Live => {
-            if app.detail {
+            if app.current_widget().is_some() {
+                render_widget_view(frame, main, app, theme);
+            } else if app.detail {
                 let [table, detail] = split_detail(main);
                 render_table(frame, table, app, theme);
                 render_detail(frame, detail, app, theme);
@@ -93,7 +101,7 @@ fn render_header(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     match app.screen {
         Screen::Picker => spans.push(Span::styled(" pick a script", theme.muted)),
         Screen::Live => {
-            if let Some(script) = &app.script {
+            if let Some(script) = app.script_label() {
                 spans.push(Span::styled(format!(" {script} "), theme.base));
             }
             if app.tables.len() > 1 {
@@ -312,6 +320,11 @@ fn render_table(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         return;
     };
     let mut title = vec![Span::styled(format!(" {} ", table.name), theme.title)];
+    match &table.widget {
+        Some(Ok(w)) => title.push(Span::styled(format!("v: {} ", w.kind()), theme.muted)),
+        Some(Err(why)) => title.push(Span::styled(format!("{why} ",), theme.warning)),
+        None => {}
+    }
     if !view.filter.is_empty() {
         title.push(Span::styled(format!("/{} ", view.filter), theme.highlight));
     }
@@ -408,6 +421,39 @@ fn render_table(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     }
 }
 
+/// A widget view in a block titled with the table, the view, and the way back to the table.
+fn render_widget_view(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
+    let (Some((table, view)), Some((widget, state))) = (app.current(), app.current_widget()) else {
+        return;
+    };
+    let mut title = vec![
+        Span::styled(format!(" {} ", table.name), theme.title),
+        Span::styled(format!("{} ", widget.kind()), theme.muted),
+    ];
+    if let super::views::Widget::Flame(_) = widget
+        && !view.widget.flame.search.is_empty()
+    {
+        title.push(Span::styled(
+            format!("/{} ", view.widget.flame.search),
+            theme.highlight,
+        ));
+    }
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(theme.border)
+        .title(Line::from(title))
+        .title(
+            Line::styled(
+                format!(" {} rows · v: table ", table.rows.len()),
+                theme.muted,
+            )
+            .alignment(Alignment::Right),
+        );
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    super::views::render(frame.buffer_mut(), inner, widget, state, theme);
+}
+
 fn render_detail(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     let (Some((table, view)), Some(cells)) = (app.current(), app.selected_row()) else {
         return;
@@ -488,6 +534,14 @@ fn render_hints(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
             ],
             theme,
         ),
+        (Screen::Live, None) if app.current_widget().is_some() => {
+            let mut pairs: Vec<(&str, &str)> = app
+                .current_widget()
+                .map(|(w, _)| super::views::hints(w).to_vec())
+                .unwrap_or_default();
+            pairs.extend([("v", "table"), ("?", "help"), ("q", "quit")]);
+            key_hints(&pairs, theme)
+        }
         (Screen::Live, None) => key_hints(
             &[
                 ("?", "help"),
@@ -519,8 +573,12 @@ fn render_status(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     let bar = theme.status_bar;
     let on_bar = |s: Style| bar.patch(s);
     let mut spans = vec![Span::styled(format!(" {}", app.addr), bar)];
-    if let Some(script) = &app.script {
+    if let Some(script) = app.script_label() {
         spans.push(Span::styled(format!("{SEP}{script}"), bar));
+    }
+    if let Some(notice) = &app.notice {
+        spans.push(Span::styled(SEP, bar));
+        spans.push(Span::styled(one_line(notice), on_bar(theme.highlight)));
     }
     // The error goes before the figures: on a narrow bar it is what must stay visible.
     if let Some(err) = &app.error {

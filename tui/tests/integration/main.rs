@@ -13,3 +13,4 @@
 mod fake;
 mod headless;
 mod render;
+mod views;

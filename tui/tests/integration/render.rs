@@ -173,7 +173,7 @@ fn live_app() -> App {
     let mut app = app();
     assert_eq!(
         app.start_script("px/http_data"),
-        Action::Run("px/http_data".into())
+        Action::Run("px/http_data".into(), vec![])
     );
     let result = QueryResult {
         tables: vec![table("http_data", r#"{"widget":"table"}"#, http_events())],
