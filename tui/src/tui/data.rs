@@ -127,9 +127,10 @@ fn fitted_widths(columns: &[Column], rows: &[Vec<Cell>]) -> Vec<usize> {
         .collect()
 }
 
-/// Columns holding nanosecond durations by Pixie's naming.
+/// Columns holding nanosecond durations by Pixie's naming (`latency`, `total_latency`,
+/// `cpu_ns`) and the stats scripts' quantiles (`latency_p50`, `latency_p99`, `latency_max`).
 fn is_duration_name(name: &str) -> bool {
-    name.ends_with("latency") || name.ends_with("_ns")
+    name.ends_with("latency") || name.ends_with("_ns") || name.starts_with("latency_")
 }
 
 fn kind_of(field: &Field) -> ColumnKind {
@@ -483,6 +484,14 @@ mod tests {
                 SortKey::Text("b".into()),
             ]
         );
+    }
+
+    #[test]
+    fn latency_quantile_columns_are_durations() {
+        let f = |n: &str| kind_of(&Field::new(n, DataType::Int64, true));
+        assert_eq!(f("latency_p99"), ColumnKind::Duration);
+        assert_eq!(f("total_latency"), ColumnKind::Duration);
+        assert_eq!(f("requests"), ColumnKind::Int);
     }
 
     #[test]

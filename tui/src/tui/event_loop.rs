@@ -237,3 +237,28 @@ fn export_svg(path: &str, title: &str, lines: &[String]) -> String {
         Err(e) => format!("cannot write {path}: {e}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flame_graph_export_writes_an_svg_and_says_where() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cpu.svg");
+        let path = path.to_str().unwrap();
+        let lines = vec!["main;run;hot_loop 90".to_owned(), "main;gc 8".to_owned()];
+        assert_eq!(
+            export_svg(path, "perf_flamegraph", &lines),
+            format!("flame graph written to {path}")
+        );
+        let svg = std::fs::read_to_string(path).unwrap();
+        assert!(
+            svg.contains("<svg") && svg.contains("hot_loop"),
+            "{svg:.200}"
+        );
+        let bad = dir.path().join("no/such/dir/x.svg");
+        let msg = export_svg(bad.to_str().unwrap(), "t", &lines);
+        assert!(msg.starts_with("cannot write "), "{msg}");
+    }
+}

@@ -322,7 +322,7 @@ fn render_table(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     let mut title = vec![Span::styled(format!(" {} ", table.name), theme.title)];
     match &table.widget {
         Some(Ok(w)) => title.push(Span::styled(format!("v: {} ", w.kind()), theme.muted)),
-        Some(Err(why)) => title.push(Span::styled(format!("{why} ",), theme.warning)),
+        Some(Err(why)) => title.push(Span::styled(format!("{why} "), theme.warning)),
         None => {}
     }
     if !view.filter.is_empty() {

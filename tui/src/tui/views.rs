@@ -350,7 +350,7 @@ impl MetricKind {
             ColumnKind::Text | ColumnKind::Bool | ColumnKind::Time => MetricKind::Text,
             // Latency quantiles (`latency_p99`) are ns integers the table shows as numbers.
             _ if name.contains("latency") => MetricKind::Duration,
-            _ if name.ends_with("_rate") && name != "rate" || name == "ratio" => MetricKind::Ratio,
+            _ if name.ends_with("_rate") || name == "ratio" => MetricKind::Ratio,
             _ if name == "rps" || name.ends_with("_per_s") || name.ends_with("_rps") => {
                 MetricKind::Rate
             }

@@ -113,10 +113,9 @@ impl Flame {
                 at = next;
             }
         }
-        for i in 0..frames.len() {
-            let mut ch = std::mem::take(&mut frames[i].children);
-            ch.sort_by(|&a, &b| frames[a].name.cmp(&frames[b].name));
-            frames[i].children = ch;
+        let names: Vec<String> = frames.iter().map(|f| f.name.clone()).collect();
+        for f in &mut frames {
+            f.children.sort_by(|&a, &b| names[a].cmp(&names[b]));
         }
         Flame {
             frames,

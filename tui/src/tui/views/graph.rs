@@ -243,12 +243,11 @@ fn health_mark(h: HealthLevel) -> &'static str {
     }
 }
 
+/// An edge before layout: source, target, formatted metrics, health inputs.
+type RawEdge = (usize, usize, Vec<(String, String)>, EdgeStats);
+
 /// Cycle breaking, layering, ordering and placement.
-fn layout(
-    names: Vec<String>,
-    raw_edges: Vec<(usize, usize, Vec<(String, String)>, EdgeStats)>,
-    node_column: &str,
-) -> Graph {
+fn layout(names: Vec<String>, raw_edges: Vec<RawEdge>, node_column: &str) -> Graph {
     let n = names.len();
     // Successors without duplicates or self loops.
     let mut succ: Vec<Vec<usize>> = vec![Vec::new(); n];
@@ -261,8 +260,8 @@ fn layout(
     let layer = longest_path_layers(n, &dag);
     let layers_n = layer.iter().copied().max().map_or(0, |m| m + 1);
     let mut layers: Vec<Vec<usize>> = vec![Vec::new(); layers_n];
-    for v in 0..n {
-        layers[layer[v]].push(v);
+    for (v, &l) in layer.iter().enumerate() {
+        layers[l].push(v);
     }
     order_layers(&mut layers, &dag, &layer);
 

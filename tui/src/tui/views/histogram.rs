@@ -69,7 +69,10 @@ fn bucket_of_value(v: u64) -> u32 {
     64 - v.saturating_sub(1).leading_zeros()
 }
 
-fn from_hdr(bytes: &[u8]) -> Option<(Vec<(u32, u64)>, u64, [Option<u64>; 3])> {
+/// Buckets (k, count), the total, and p50/p90/p99.
+type Parsed = (Vec<(u32, u64)>, u64, [Option<u64>; 3]);
+
+fn from_hdr(bytes: &[u8]) -> Option<Parsed> {
     let h: Histogram<u64> = Deserializer::new().deserialize(&mut &bytes[..]).ok()?;
     let mut buckets: Vec<(u32, u64)> = Vec::new();
     for v in h.iter_log(1, 2.0) {
@@ -88,7 +91,7 @@ fn from_hdr(bytes: &[u8]) -> Option<(Vec<(u32, u64)>, u64, [Option<u64>; 3])> {
     Some((buckets, total, q))
 }
 
-fn from_json(text: &str) -> Option<(Vec<(u32, u64)>, u64, [Option<u64>; 3])> {
+fn from_json(text: &str) -> Option<Parsed> {
     let v: Vec<serde_json::Value> = serde_json::from_str(text).ok()?;
     let mut buckets: Vec<(u32, u64)> = Vec::new();
     for b in v {
@@ -245,17 +248,31 @@ pub(crate) fn bar(frac: f64, width: usize) -> String {
     s
 }
 
-fn render_pane(
-    buf: &mut Buffer,
-    area: Rect,
-    series: &Series,
-    (step, rows): (u32, &[(u32, Vec<u64>)]),
+/// One pane: a series drawn on rows shared with the other pane.
+struct Pane<'a> {
+    series: &'a Series,
+    /// Row width in buckets, and the rows.
+    step: u32,
+    rows: &'a [(u32, Vec<u64>)],
+    /// Which count of each row is this series'.
     which: usize,
+    /// The share of values that fills a bar.
     scale: f64,
     focused: bool,
-    theme: &Theme,
-    position: &str,
-) {
+    /// `i/n` among the series.
+    position: String,
+}
+
+fn render_pane(buf: &mut Buffer, area: Rect, pane: &Pane<'_>, theme: &Theme) {
+    let Pane {
+        series,
+        step,
+        rows,
+        which,
+        scale,
+        focused,
+        ref position,
+    } = *pane;
     let title_style = if focused {
         theme.selected_row
     } else {
@@ -378,17 +395,16 @@ pub fn render(buf: &mut Buffer, area: Rect, h: &Histograms, s: &HistState, theme
     for (i, (pane, series)) in panes.iter().zip(&shown).enumerate() {
         let index = if i == 0 { primary } else { other };
         let focused = s.compare && (i == 1) == s.right_focus;
-        render_pane(
-            buf,
-            *pane,
+        let p = Pane {
             series,
-            (step, &rows),
-            i,
+            step,
+            rows: &rows,
+            which: i,
             scale,
             focused,
-            theme,
-            &format!("{}/{n}", index + 1),
-        );
+            position: format!("{}/{n}", index + 1),
+        };
+        render_pane(buf, *pane, &p, theme);
     }
 }
 
