@@ -7,6 +7,8 @@ use std::{collections::HashMap, fmt, str::FromStr, sync::Arc};
 
 use parking_lot::RwLock;
 
+pub mod cgroup;
+
 /// What a script can ask of a row's process with `ctx(...)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CtxKey {
