@@ -17,6 +17,8 @@ PKGS=(
   bpftrace wrk hyperfine
   # One real run of the TUI.
   tmux
+  # Offline validation of the Kubernetes manifests (kubernetes-validate from PyPI, in a venv).
+  python3-venv
 )
 
 missing=()

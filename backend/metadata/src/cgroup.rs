@@ -206,7 +206,8 @@ mod tests {
 
     #[test]
     fn guaranteed_pods_sit_directly_under_kubepods() {
-        let systemd = format!("0::/kubepods.slice/kubepods-pod{UID_}.slice/cri-containerd-{ID}.scope");
+        let systemd =
+            format!("0::/kubepods.slice/kubepods-pod{UID_}.slice/cri-containerd-{ID}.scope");
         let cgroupfs = format!("/kubepods/pod{UID}/{ID}");
         assert_eq!(
             parse_proc_cgroup(&systemd),

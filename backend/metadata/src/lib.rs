@@ -121,6 +121,15 @@ impl LocalMetadata {
         })
     }
 
+    /// Metadata for this host under another name (a cluster node's name, which need not be
+    /// its host name).
+    pub fn with_host(host: String) -> Arc<Self> {
+        Arc::new(Self {
+            host,
+            procs: RwLock::new(HashMap::new()),
+        })
+    }
+
     /// Records a process seen by the capture. Reads its command line from `/proc` the first
     /// time (the process may already be gone: then the name alone is kept).
     pub fn observe(&self, pid: u32, comm: &str) {

@@ -46,6 +46,9 @@ pub struct PemConfig {
     /// How often `process_stats` and `network_stats` are sampled from `/proc` (Pixie: 10 s);
     /// `None`: not at all.
     pub process_stats_interval: Option<Duration>,
+    /// Capture only processes in pxtopd's own network namespace (several PEMs on one kernel,
+    /// each in a namespace: tests and dev clusters). Off: every process on the host.
+    pub own_netns_only: bool,
 }
 
 impl Default for PemConfig {
@@ -61,6 +64,7 @@ impl Default for PemConfig {
             client_side: ClientSide::RemoteOnly,
             tls_scan_interval: Some(Duration::from_secs(10)),
             process_stats_interval: Some(Duration::from_secs(10)),
+            own_netns_only: false,
         }
     }
 }
@@ -102,6 +106,9 @@ pub enum PemError {
     /// The host cannot run probes.
     #[error(transparent)]
     Preflight(#[from] pxtop_probes::PreflightError),
+    /// This process's network namespace could not be read (`--capture-scope netns`).
+    #[error("cannot read /proc/self/ns/net, which --capture-scope netns needs: {0}")]
+    Netns(std::io::Error),
 }
 
 /// A running PEM.
@@ -190,6 +197,11 @@ pub async fn start(
             asid: config.asid,
             body_limit: config.body_limit,
             client_side: config.client_side,
+            only_netns: if config.own_netns_only {
+                Some(ingest::netns_inode(0).map_err(PemError::Netns)?)
+            } else {
+                None
+            },
             ..IngestConfig::default()
         },
         metadata,
