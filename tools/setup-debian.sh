@@ -17,6 +17,8 @@ PKGS=(
   bpftrace wrk hyperfine
   # One real run of the TUI.
   tmux
+  # TCP health tests: network namespaces, veth, netem loss (iproute2) and a DROP rule (iptables).
+  iproute2 iptables
 )
 
 missing=()
