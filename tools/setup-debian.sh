@@ -19,6 +19,8 @@ PKGS=(
   tmux
   # Offline validation of the Kubernetes manifests (kubernetes-validate from PyPI, in a venv).
   python3-venv
+  # TCP health tests: network namespaces, veth, netem loss (iproute2) and a DROP rule (iptables).
+  iproute2 iptables
 )
 
 missing=()

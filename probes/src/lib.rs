@@ -9,10 +9,15 @@
 pub mod clock;
 pub mod preflight;
 pub mod socket;
+pub mod tcp_stats;
 pub mod tls;
 
 pub use preflight::{PreflightError, preflight};
 pub use socket::{
     CloseEvent, Counters, DataEvent, Direction, Event, OpenEvent, Role, SocketTracer,
     TlsAttachment, TracerConfig, TracerError,
+};
+pub use tcp_stats::{
+    DropReasons, TcpEvent, TcpEventKind, TcpStatsConfig, TcpStatsCounters, TcpStatsError,
+    TcpStatsProbe,
 };

@@ -27,11 +27,7 @@ const START_NS: i64 = NOW_NS - 270_000_000_000;
 const MAX_ROWS: usize = 25;
 
 /// Scripts over tables that arrive with system telemetry, and the table each names first.
-const NO_DATA_SOURCE: &[(&str, &str)] = &[
-    ("px/perf_flamegraph", "stack_traces"),
-    ("px/tcp_drops", "tcp_stats_events"),
-    ("px/tcp_retransmits", "tcp_stats_events"),
-];
+const NO_DATA_SOURCE: &[(&str, &str)] = &[("px/perf_flamegraph", "stack_traces")];
 
 const SERVICES: [&str; 4] = ["frontend", "cart", "checkout", "users"];
 
@@ -141,7 +137,7 @@ async fn bundled_scripts_match_their_goldens() -> Result<()> {
                 "no data source: table \"{table}\" is not collected yet (it comes with system \
                  telemetry); tables with data sources: http_events, conn_stats, pgsql_events, \
                  mysql_events, redis_events, cql_events, dns_events, probe_status, process_stats, \
-                 network_stats"
+                 network_stats, tcp_stats_events"
             );
             assert!(
                 e.to_string().ends_with(&want),
@@ -221,7 +217,7 @@ async fn scripts_over_planned_tables_say_which_feature_brings_them() -> Result<(
         "line 1, column 14: no data source: table \"stack_traces\" is not collected yet (it \
          comes with system telemetry); tables with data sources: http_events, conn_stats, \
          pgsql_events, mysql_events, redis_events, cql_events, dns_events, probe_status, \
-         process_stats, network_stats"
+         process_stats, network_stats, tcp_stats_events"
     );
     Ok(())
 }

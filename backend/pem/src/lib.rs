@@ -4,13 +4,14 @@
 #![forbid(unsafe_code)]
 
 pub mod ingest;
+pub mod tcp_stats;
 pub mod telemetry;
 
 use std::{sync::Arc, time::Duration};
 
 use parking_lot::Mutex;
 use pxtop_metadata::LocalMetadata;
-use pxtop_probes::{SocketTracer, TracerConfig, tls};
+use pxtop_probes::{DropReasons, SocketTracer, TcpStatsConfig, TcpStatsProbe, TracerConfig, tls};
 use pxtop_store::{
     ConnStatsBuilder, ProbeStatusBuilder, ProbeStatusRow, Store, schema::format_upid,
 };
@@ -49,6 +50,9 @@ pub struct PemConfig {
     /// Capture only processes in pxtopd's own network namespace (several PEMs on one kernel,
     /// each in a namespace: tests and dev clusters). Off: every process on the host.
     pub own_netns_only: bool,
+    /// TCP health (`tcp_stats_events`: retransmits, drops, state changes) counted per
+    /// connection over windows this long; `None`: the probe is not loaded.
+    pub tcp_stats_interval: Option<Duration>,
 }
 
 impl Default for PemConfig {
@@ -65,6 +69,7 @@ impl Default for PemConfig {
             tls_scan_interval: Some(Duration::from_secs(10)),
             process_stats_interval: Some(Duration::from_secs(10)),
             own_netns_only: false,
+            tcp_stats_interval: Some(Duration::from_secs(1)),
         }
     }
 }
@@ -119,6 +124,7 @@ pub struct PemHandle {
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
     telemetry: Option<JoinHandle<()>>,
+    tcp_stats: Option<JoinHandle<()>>,
 }
 
 impl PemHandle {
@@ -147,6 +153,11 @@ impl PemHandle {
             && let Err(e) = t.await
         {
             tracing::warn!(error = %e, "telemetry task ended abnormally");
+        }
+        if let Some(t) = self.tcp_stats
+            && let Err(e) = t.await
+        {
+            tracing::warn!(error = %e, "TCP health task ended abnormally");
         }
     }
 }
@@ -190,6 +201,9 @@ pub async fn start(
         });
         scan_tls_libraries(every)
     });
+    let tcp_probe = config
+        .tcp_stats_interval
+        .and_then(|every| load_tcp_stats(config.asid, &mut probes).map(|p| (p, every)));
     let health = Arc::new(Mutex::new(probes));
     let stats = Arc::new(Mutex::new(IngestStats::default()));
     let ingest = Ingest::new(
@@ -215,6 +229,16 @@ pub async fn start(
             stop_rx.clone(),
         ))
     });
+    let tcp_stats = tcp_probe.map(|((probe, collector), every)| {
+        tokio::spawn(tcp_stats::run(
+            probe,
+            collector,
+            every,
+            store.clone(),
+            health.clone(),
+            stop_rx.clone(),
+        ))
+    });
     let task = tokio::spawn(run_loop(
         tracer,
         tls_libs,
@@ -231,7 +255,39 @@ pub async fn start(
         stop,
         task,
         telemetry,
+        tcp_stats,
     })
+}
+
+/// Loads the TCP health probe and says how it went in `probes`. The PEM runs without it (its
+/// `probe_status` row says why).
+fn load_tcp_stats(
+    asid: u32,
+    probes: &mut Vec<ProbeHealth>,
+) -> Option<(TcpStatsProbe, tcp_stats::TcpStatsCollector)> {
+    let mut health = ProbeHealth {
+        name: tcp_stats::PROBE.to_string(),
+        ..ProbeHealth::default()
+    };
+    let loaded = match TcpStatsProbe::load(&TcpStatsConfig::default()) {
+        Ok(probe) => {
+            health.attached = true;
+            let reasons = DropReasons::from_tracefs().unwrap_or_else(|e| {
+                health.error = Some(format!(
+                    "drop reasons shown as numbers: their names could not be read ({e})"
+                ));
+                DropReasons::default()
+            });
+            Some((probe, tcp_stats::TcpStatsCollector::new(asid, reasons)))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "TCP health probe not loaded; tcp_stats_events stays empty");
+            health.error = Some(e.to_string());
+            None
+        }
+    };
+    probes.push(health);
+    loaded
 }
 
 /// Events handled per drain before the loop flushes and reports: about 2 ms of work.
@@ -344,7 +400,7 @@ async fn run_loop(
             let c = tracer.counters();
             let rows: Vec<ProbeStatusRow> = {
                 let mut h = health.lock();
-                for p in h.iter_mut() {
+                for p in h.iter_mut().filter(|p| p.name != tcp_stats::PROBE) {
                     // NB: TLS plaintext shares the socket tracer's ring; its loss counts there,
                     // and TLS calls whose socket was not told count as the TLS probe's loss.
                     (p.events, p.lost, p.truncated) = if p.name == "tls_tracer" {
@@ -363,10 +419,10 @@ async fn run_loop(
                         events: p.events as i64,
                         lost: p.lost as i64,
                         truncated: p.truncated as i64,
-                        bytes: if p.name == "tls_tracer" {
-                            c.tls_bytes as i64
-                        } else {
-                            c.bytes as i64
+                        bytes: match p.name.as_str() {
+                            "tls_tracer" => c.tls_bytes as i64,
+                            tcp_stats::PROBE => 0,
+                            _ => c.bytes as i64,
                         },
                     })
                     .collect()

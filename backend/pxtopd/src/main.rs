@@ -122,6 +122,10 @@ struct CaptureArgs {
     /// off).
     #[arg(long, default_value = "10s", value_parser = parse_seconds)]
     process_stats_interval: std::time::Duration,
+    /// Count TCP retransmits, drops (with the kernel's reason) and state changes per connection
+    /// (px/tcp_retransmits, px/tcp_drops) over windows this long (0 turns the probe off).
+    #[arg(long, default_value = "1s", value_parser = parse_seconds)]
+    tcp_stats_interval: std::time::Duration,
     /// Bytes of each HTTP body kept in tables (bodies are cut with "... [TRUNCATED]").
     #[arg(long, default_value = "1KiB", value_parser = parse_bytes)]
     body_limit: u64,
@@ -307,6 +311,8 @@ fn apply_capture(config: &mut Config, args: &CaptureArgs) -> anyhow::Result<()> 
         (!args.tls_scan_interval.is_zero()).then_some(args.tls_scan_interval);
     config.pem.process_stats_interval =
         (!args.process_stats_interval.is_zero()).then_some(args.process_stats_interval);
+    config.pem.tcp_stats_interval =
+        (!args.tcp_stats_interval.is_zero()).then_some(args.tcp_stats_interval);
     config.pem.ring_bytes = u32::try_from(args.ring_size)
         .ok()
         .filter(|n| n.is_power_of_two() && *n >= 4096)

@@ -12,9 +12,9 @@ use crate::{
     rows::{
         CmdEvent, CmdEventsBuilder, ConnStatsBuilder, ConnStatsRow, HttpEvent, HttpEventsBuilder,
         NetworkStatsBuilder, NetworkStatsRow, ProbeStatusBuilder, ProbeStatusRow,
-        ProcessStatsBuilder, ProcessStatsRow, Val,
+        ProcessStatsBuilder, ProcessStatsRow, TcpStatsBuilder, TcpStatsRow, Val,
     },
-    schema::{self, content_type, format_upid, mysql_status, protocol, trace_role},
+    schema::{self, content_type, format_upid, mysql_status, protocol, tcp_event, trace_role},
 };
 
 /// Rows per batch, as the store seals them.
@@ -154,8 +154,8 @@ pub fn agent_upid() -> String {
 
 /// Every table the store holds, filled from `start_ns` over [`SPAN_NS`]: ~2,400 HTTP requests
 /// served by the four services, their clients' database, cache and DNS traffic, connection
-/// counters every 10 s, the probes' health every 10 s, and process and network namespace
-/// figures every 10 s. One batch per table, so queries over
+/// counters every 10 s, the probes' health every 10 s, process and network namespace
+/// figures every 10 s, and TCP health (retransmits, drops, state changes) every second. One batch per table, so queries over
 /// it see the rows in one order whatever the machine (aggregates merge deterministically).
 pub fn fill(store: &Store, start_ns: i64) -> Result<(), StoreError> {
     for b in http_events_every(2400, start_ns, SPAN_NS / 2400, 42) {
@@ -170,6 +170,7 @@ pub fn fill(store: &Store, start_ns: i64) -> Result<(), StoreError> {
     store.append("probe_status", probe_status(start_ns))?;
     store.append("process_stats", process_stats(start_ns))?;
     store.append("network_stats", network_stats(start_ns))?;
+    store.append("tcp_stats_events", tcp_stats_events(start_ns))?;
     Ok(())
 }
 
@@ -847,6 +848,140 @@ pub fn network_stats(start_ns: i64) -> RecordBatch {
                 tx_packets: secs * tx / size,
                 tx_errors: if j == 0 { 1 } else { 0 },
                 tx_drops: 0,
+            });
+        }
+    }
+    b.finish()
+}
+
+/// `tcp_stats_events`: one row per connection and second with something to report. `checkout`'s
+/// TLS connection to an outside API loses segments (retransmits, then the peer's duplicates
+/// dropped as `TCP_OLD_DATA`); `users` retransmits to Cassandra now and then; `cart` is a slow
+/// reader (`TCP_ZEROWINDOW`); the host firewall drops a scanner (`NETFILTER_DROP`, no process);
+/// segments for a closed port of `users` find no socket; `checkout` reconnects every 30 s
+/// (state changes with the bytes each connection moved).
+pub fn tcp_stats_events(start_ns: i64) -> RecordBatch {
+    let mut rng = Rng(23);
+    let mut b = TcpStatsBuilder::with_capacity(512);
+    let row = |t: i64, upid: String, remote: (&str, i64), local: (String, i64)| TcpStatsRow {
+        time_ns: t,
+        upid,
+        remote_addr: remote.0.to_string(),
+        remote_port: remote.1,
+        local_addr: local.0,
+        local_port: local.1,
+        ..TcpStatsRow::default()
+    };
+    let api = ("93.184.216.34", 443);
+    for sec in 0..SPAN_NS / SEC {
+        let t = start_ns + sec * SEC;
+        let r = rng.next();
+        // checkout's connection of the moment to the API (a new local port every 30 s).
+        let conn = sec / 30;
+        let api_local = (service_addr(2), 45_000 + conn);
+        if sec % 30 == 0 {
+            for (j, (old, new)) in [("CLOSE", "SYN_SENT"), ("SYN_SENT", "ESTABLISHED")]
+                .into_iter()
+                .enumerate()
+            {
+                b.append(&TcpStatsRow {
+                    event: tcp_event::STATE_CHANGE,
+                    old_state: old.into(),
+                    state: new.into(),
+                    tx: if j == 1 { 517 } else { 0 },
+                    rx: if j == 1 { 1 } else { 0 },
+                    ..row(t + j as i64 * 2_000_000, upid(2), api, api_local.clone())
+                });
+            }
+        }
+        if sec % 30 == 29 {
+            for (j, (old, new)) in [("ESTABLISHED", "FIN_WAIT1"), ("FIN_WAIT1", "FIN_WAIT2")]
+                .into_iter()
+                .enumerate()
+            {
+                b.append(&TcpStatsRow {
+                    event: tcp_event::STATE_CHANGE,
+                    old_state: old.into(),
+                    state: new.into(),
+                    tx: if j == 0 { 180_000 } else { 0 },
+                    rx: if j == 0 { 520_000 } else { 31 },
+                    ..row(t + 500_000_000 + j as i64, upid(2), api, api_local.clone())
+                });
+            }
+        }
+        // Loss towards the API in the second half: retransmits, then duplicates dropped.
+        if sec >= SPAN_NS / SEC / 2 && !r.is_multiple_of(3) {
+            b.append(&TcpStatsRow {
+                event: tcp_event::RETRANSMIT,
+                retransmits: 1 + (r >> 8) as i64 % 4,
+                state: "ESTABLISHED".into(),
+                tx: 2_800 + (r >> 16) as i64 % 4_000,
+                rx: 6_000 + (r >> 24) as i64 % 9_000,
+                ..row(t + 100_000_000, upid(2), api, api_local.clone())
+            });
+            if (r >> 32).is_multiple_of(4) {
+                b.append(&TcpStatsRow {
+                    event: tcp_event::DROP,
+                    drops: 1,
+                    drop_reason: "TCP_OLD_DATA".into(),
+                    state: "ESTABLISHED".into(),
+                    ..row(t + 150_000_000, upid(2), api, api_local.clone())
+                });
+            }
+        }
+        if sec % 20 == 7 {
+            b.append(&TcpStatsRow {
+                event: tcp_event::RETRANSMIT,
+                retransmits: 1,
+                state: "ESTABLISHED".into(),
+                tx: 1_200,
+                rx: 3_400,
+                ..row(
+                    t + 300_000_000,
+                    upid(3),
+                    ("10.0.2.13", 9042),
+                    (service_addr(3), 40_301),
+                )
+            });
+        }
+        if sec % 15 == 3 {
+            b.append(&TcpStatsRow {
+                event: tcp_event::DROP,
+                drops: 2 + (r >> 40) as i64 % 3,
+                drop_reason: "TCP_ZEROWINDOW".into(),
+                state: "ESTABLISHED".into(),
+                ..row(
+                    t + 400_000_000,
+                    upid(1),
+                    (&service_addr(0), 41_002),
+                    (service_addr(1), 8080),
+                )
+            });
+        }
+        if sec % 10 == 5 {
+            b.append(&TcpStatsRow {
+                event: tcp_event::DROP,
+                drops: 3 + (r >> 44) as i64 % 5,
+                drop_reason: "NETFILTER_DROP".into(),
+                ..row(
+                    t + 600_000_000,
+                    String::new(),
+                    ("198.51.100.23", 51_344),
+                    (service_addr(0), 22),
+                )
+            });
+        }
+        if sec % 40 == 11 {
+            b.append(&TcpStatsRow {
+                event: tcp_event::DROP,
+                drops: 1,
+                drop_reason: "NO_SOCKET".into(),
+                ..row(
+                    t + 700_000_000,
+                    String::new(),
+                    ("10.0.0.2", 51_990),
+                    (service_addr(3), 8081),
+                )
             });
         }
     }

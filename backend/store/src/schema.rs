@@ -289,6 +289,47 @@ pub fn network_stats() -> SchemaRef {
     NETWORK_STATS.clone()
 }
 
+static TCP_STATS_EVENTS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    use DataType::{Int64, Utf8};
+    Arc::new(Schema::new(vec![
+        f("time_", time_type()),
+        f("upid", Utf8),
+        f("remote_addr", Utf8),
+        f("remote_port", Int64),
+        f("local_addr", Utf8),
+        f("local_port", Int64),
+        f("event", Utf8),
+        f("retransmits", Int64),
+        f("drops", Int64),
+        f("drop_reason", Utf8),
+        f("old_state", Utf8),
+        f("state", Utf8),
+        f("tx", Int64),
+        f("rx", Int64),
+    ]))
+});
+
+/// `tcp_stats_events.event` values.
+pub mod tcp_event {
+    /// Segments retransmitted (`tcp:tcp_retransmit_skb`).
+    pub const RETRANSMIT: &str = "retransmit";
+    /// TCP segments dropped, with the kernel's reason (`skb:kfree_skb`).
+    pub const DROP: &str = "drop";
+    /// The socket changed state (`sock:inet_sock_set_state`).
+    pub const STATE_CHANGE: &str = "state_change";
+}
+
+/// `tcp_stats_events`: TCP health per connection and flush window (Pixie's `time_`, `upid`,
+/// addresses, `tx`, `rx`, `retransmits`, plus): `event` ([`tcp_event`]), the counts of
+/// `retransmits` and `drops`, the `drop_reason` (the kernel's `skb_drop_reason` name), and for
+/// state changes `old_state` → `state` (TCP state names without `TCP_`; for retransmits and
+/// drops `state` is the connection's state). `tx`/`rx` are the bytes the connection moved since
+/// its previous row, read from the kernel's counters at retransmits and state changes. `upid`
+/// is the process that connected, listened or accepted, "" when the agent did not see that.
+pub fn tcp_stats_events() -> SchemaRef {
+    TCP_STATS_EVENTS.clone()
+}
+
 /// A table the store knows, with its share of the node budget.
 #[derive(Debug, Clone)]
 pub struct TableDef {
@@ -309,7 +350,7 @@ pub fn all_tables() -> Vec<TableDef> {
             name: "http_events",
             aliases: &[],
             schema: http_events(),
-            budget_percent: 58,
+            budget_percent: 55,
         },
         TableDef {
             name: "conn_stats",
@@ -365,6 +406,12 @@ pub fn all_tables() -> Vec<TableDef> {
             schema: network_stats(),
             budget_percent: 1,
         },
+        TableDef {
+            name: "tcp_stats_events",
+            aliases: &["tcp_stats"],
+            schema: tcp_stats_events(),
+            budget_percent: 3,
+        },
     ]
 }
 
@@ -383,18 +430,11 @@ pub struct PlannedTable {
 /// Tables Pixie has and pxtop will collect, with the feature that brings each.
 pub fn planned_tables() -> &'static [PlannedTable] {
     const SYSTEM: &str = "system telemetry";
-    &[
-        PlannedTable {
-            name: "tcp_stats_events",
-            aliases: &["tcp_stats"],
-            feature: SYSTEM,
-        },
-        PlannedTable {
-            name: "stack_traces",
-            aliases: &[],
-            feature: SYSTEM,
-        },
-    ]
+    &[PlannedTable {
+        name: "stack_traces",
+        aliases: &[],
+        feature: SYSTEM,
+    }]
 }
 
 /// Formats a upid as Pixie does: the 128-bit value `(asid << 96) | (pid << 64) | start_ticks`

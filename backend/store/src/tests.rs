@@ -155,7 +155,7 @@ fn node_budget_is_split_by_percent() {
     assert_eq!(
         b,
         vec![
-            ("http_events", 580),
+            ("http_events", 550),
             ("conn_stats", 50),
             ("pgsql_events", 60),
             ("mysql_events", 60),
@@ -165,6 +165,7 @@ fn node_budget_is_split_by_percent() {
             ("probe_status", 20),
             ("process_stats", 50),
             ("network_stats", 10),
+            ("tcp_stats_events", 30),
         ]
     );
 }
@@ -217,9 +218,15 @@ fn fixtures_are_deterministic_and_batched() {
 }
 
 #[test]
+fn tcp_stats_is_an_alias_of_tcp_stats_events() {
+    let store = Store::new(StoreConfig::default());
+    assert_eq!(store.resolve("tcp_stats").unwrap(), "tcp_stats_events");
+}
+
+#[test]
 fn planned_tables_say_which_feature_brings_them() {
     let store = Store::new(StoreConfig::default());
-    for name in ["stack_traces", "stack_traces.beta", "tcp_stats"] {
+    for name in ["stack_traces", "stack_traces.beta"] {
         let e = store.resolve(name).unwrap_err();
         assert!(matches!(e, StoreError::NoDataSource { .. }), "{name}: {e}");
     }
@@ -228,7 +235,7 @@ fn planned_tables_say_which_feature_brings_them() {
         "no data source: table \"stack_traces\" is not collected yet (it comes with system \
          telemetry); tables with data sources: http_events, conn_stats, pgsql_events, \
          mysql_events, redis_events, cql_events, dns_events, probe_status, process_stats, \
-         network_stats"
+         network_stats, tcp_stats_events"
     );
     assert!(matches!(
         store.resolve("nope").unwrap_err(),
