@@ -615,7 +615,7 @@ fn attach(ebpf: &mut Ebpf, prog: &str, category: &str, tp: &str) -> Result<(), S
     Ok(())
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut source = e.source();
     while let Some(inner) = source {
