@@ -12,7 +12,7 @@ use crate::{
     rows::{
         CmdEvent, CmdEventsBuilder, ConnStatsBuilder, ConnStatsRow, HttpEvent, HttpEventsBuilder,
         NetworkStatsBuilder, NetworkStatsRow, ProbeStatusBuilder, ProbeStatusRow,
-        ProcessStatsBuilder, ProcessStatsRow, Val,
+        ProcessStatsBuilder, ProcessStatsRow, StackTraceRow, StackTracesBuilder, Val,
     },
     schema::{self, content_type, format_upid, mysql_status, protocol, trace_role},
 };
@@ -154,8 +154,8 @@ pub fn agent_upid() -> String {
 
 /// Every table the store holds, filled from `start_ns` over [`SPAN_NS`]: ~2,400 HTTP requests
 /// served by the four services, their clients' database, cache and DNS traffic, connection
-/// counters every 10 s, the probes' health every 10 s, and process and network namespace
-/// figures every 10 s. One batch per table, so queries over
+/// counters every 10 s, the probes' health every 10 s, process and network namespace
+/// figures every 10 s, and the CPU profiler's stacks every 10 s. One batch per table, so queries over
 /// it see the rows in one order whatever the machine (aggregates merge deterministically).
 pub fn fill(store: &Store, start_ns: i64) -> Result<(), StoreError> {
     for b in http_events_every(2400, start_ns, SPAN_NS / 2400, 42) {
@@ -170,6 +170,7 @@ pub fn fill(store: &Store, start_ns: i64) -> Result<(), StoreError> {
     store.append("probe_status", probe_status(start_ns))?;
     store.append("process_stats", process_stats(start_ns))?;
     store.append("network_stats", network_stats(start_ns))?;
+    store.append("stack_traces", stack_traces(start_ns))?;
     Ok(())
 }
 
@@ -847,6 +848,79 @@ pub fn network_stats(start_ns: i64) -> RecordBatch {
                 tx_packets: secs * tx / size,
                 tx_errors: if j == 0 { 1 } else { 0 },
                 tx_drops: 0,
+            });
+        }
+    }
+    b.finish()
+}
+
+/// The folded stacks of [`stack_traces`]: (process: service index, 4 for the agent; stack;
+/// samples per 10 s). Kernel frames end in `_[k]`; frames without a symbol show the module and
+/// file offset, or the bare address.
+pub const STACKS: &[(u32, &str, i64)] = &[
+    (
+        0,
+        "_start;__libc_start_main;main;server::serve;server::handle;template::render",
+        31,
+    ),
+    (
+        0,
+        "_start;__libc_start_main;main;server::serve;server::handle;json::encode",
+        12,
+    ),
+    (
+        0,
+        "_start;__libc_start_main;main;server::serve;epoll_wait;entry_SYSCALL_64_after_hwframe_[k];\
+         do_syscall_64_[k];__x64_sys_epoll_wait_[k]",
+        4,
+    ),
+    (
+        1,
+        "_start;__libc_start_main;main;cart::handler;cart::db::query;__libc_write;\
+         entry_SYSCALL_64_after_hwframe_[k];do_syscall_64_[k];ksys_write_[k];tcp_sendmsg_[k]",
+        9,
+    ),
+    (
+        1,
+        "_start;__libc_start_main;main;cart::handler;cart::price;libcrypto.so.3+0x1a2b40",
+        6,
+    ),
+    (
+        2,
+        "_start;__libc_start_main;main;checkout::run;checkout::tax;checkout::round",
+        18,
+    ),
+    (2, "clone3;start_thread;worker;0x7f3c2a1b3c40", 3),
+    (
+        3,
+        "_start;__libc_start_main;main;users::lookup;hash_find",
+        7,
+    ),
+    (
+        4,
+        "_start;__libc_start_main;main;pxtopd::pem::drain;bpf;entry_SYSCALL_64_after_hwframe_[k];\
+         do_syscall_64_[k];__sys_bpf_[k]",
+        2,
+    ),
+];
+
+/// `stack_traces`: every 10 s (one push period), one row per [`STACKS`] entry, its count
+/// varying a little from period to period.
+pub fn stack_traces(start_ns: i64) -> RecordBatch {
+    let samples = SPAN_NS / (10 * SEC);
+    let mut b = StackTracesBuilder::with_capacity(STACKS.len() * samples as usize);
+    for k in 1..=samples {
+        for (j, (proc, stack, count)) in STACKS.iter().enumerate() {
+            b.append(&StackTraceRow {
+                time_ns: start_ns + k * 10 * SEC + j as i64,
+                upid: if *proc == 4 {
+                    agent_upid()
+                } else {
+                    upid(*proc)
+                },
+                stack_trace_id: schema::stack_trace_id(stack),
+                stack_trace: (*stack).to_string(),
+                count: count + (k + j as i64) % 3,
             });
         }
     }

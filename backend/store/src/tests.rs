@@ -155,7 +155,7 @@ fn node_budget_is_split_by_percent() {
     assert_eq!(
         b,
         vec![
-            ("http_events", 580),
+            ("http_events", 550),
             ("conn_stats", 50),
             ("pgsql_events", 60),
             ("mysql_events", 60),
@@ -165,6 +165,7 @@ fn node_budget_is_split_by_percent() {
             ("probe_status", 20),
             ("process_stats", 50),
             ("network_stats", 10),
+            ("stack_traces", 30),
         ]
     );
 }
@@ -185,6 +186,7 @@ fn errors_name_what_exists() {
         "{e}"
     );
     assert_eq!(store.resolve("http_events.beta").unwrap(), "http_events");
+    assert_eq!(store.resolve("stack_traces.beta").unwrap(), "stack_traces");
     let e = Store::try_new(StoreConfig {
         table_budgets: vec![("nope".into(), 1)],
         ..StoreConfig::default()
@@ -219,16 +221,16 @@ fn fixtures_are_deterministic_and_batched() {
 #[test]
 fn planned_tables_say_which_feature_brings_them() {
     let store = Store::new(StoreConfig::default());
-    for name in ["stack_traces", "stack_traces.beta", "tcp_stats"] {
+    for name in ["tcp_stats_events", "tcp_stats"] {
         let e = store.resolve(name).unwrap_err();
         assert!(matches!(e, StoreError::NoDataSource { .. }), "{name}: {e}");
     }
     assert_eq!(
-        store.schema("stack_traces").unwrap_err().to_string(),
-        "no data source: table \"stack_traces\" is not collected yet (it comes with system \
+        store.schema("tcp_stats_events").unwrap_err().to_string(),
+        "no data source: table \"tcp_stats_events\" is not collected yet (it comes with system \
          telemetry); tables with data sources: http_events, conn_stats, pgsql_events, \
          mysql_events, redis_events, cql_events, dns_events, probe_status, process_stats, \
-         network_stats"
+         network_stats, stack_traces"
     );
     assert!(matches!(
         store.resolve("nope").unwrap_err(),
