@@ -4,13 +4,14 @@
 #![forbid(unsafe_code)]
 
 pub mod ingest;
+pub mod profiler;
 pub mod telemetry;
 
 use std::{sync::Arc, time::Duration};
 
 use parking_lot::Mutex;
 use pxtop_metadata::LocalMetadata;
-use pxtop_probes::{SocketTracer, TracerConfig, tls};
+use pxtop_probes::{Profiler, ProfilerConfig, SocketTracer, TracerConfig, tls};
 use pxtop_store::{
     ConnStatsBuilder, ProbeStatusBuilder, ProbeStatusRow, Store, schema::format_upid,
 };
@@ -46,6 +47,11 @@ pub struct PemConfig {
     /// How often `process_stats` and `network_stats` are sampled from `/proc` (Pixie: 10 s);
     /// `None`: not at all.
     pub process_stats_interval: Option<Duration>,
+    /// How often the CPU profiler's stack counts are drained into `stack_traces` (Pixie: 30 s);
+    /// `None`: no profiler.
+    pub profiler_push_interval: Option<Duration>,
+    /// CPU profiler samples per second on each CPU.
+    pub profiler_frequency_hz: u64,
 }
 
 impl Default for PemConfig {
@@ -61,6 +67,8 @@ impl Default for PemConfig {
             client_side: ClientSide::RemoteOnly,
             tls_scan_interval: Some(Duration::from_secs(10)),
             process_stats_interval: Some(Duration::from_secs(10)),
+            profiler_push_interval: Some(Duration::from_secs(10)),
+            profiler_frequency_hz: 99,
         }
     }
 }
@@ -112,6 +120,7 @@ pub struct PemHandle {
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
     telemetry: Option<JoinHandle<()>>,
+    profiler: Option<profiler::ProfilerThread>,
 }
 
 impl PemHandle {
@@ -140,6 +149,9 @@ impl PemHandle {
             && let Err(e) = t.await
         {
             tracing::warn!(error = %e, "telemetry task ended abnormally");
+        }
+        if let Some(t) = self.profiler {
+            t.stop().await;
         }
     }
 }
@@ -183,6 +195,30 @@ pub async fn start(
         });
         scan_tls_libraries(every)
     });
+    // NB: a profiler that cannot attach leaves the rest of the PEM running; probe_status says
+    // why.
+    let profiler = config.profiler_push_interval.map(|every| {
+        let loaded = Profiler::load(&ProfilerConfig {
+            frequency_hz: config.profiler_frequency_hz,
+            ..ProfilerConfig::default()
+        });
+        let failed_cpus = loaded
+            .as_ref()
+            .map_or_else(|_| Vec::new(), |p| p.failed_cpus().to_vec());
+        probes.push(ProbeHealth {
+            name: profiler::PROBE_NAME.to_string(),
+            attached: loaded.is_ok(),
+            error: match &loaded {
+                Err(e) => Some(e.to_string()),
+                Ok(_) => (!failed_cpus.is_empty()).then(|| failed_cpus.join("; ")),
+            },
+            ..ProbeHealth::default()
+        });
+        if let Err(e) = &loaded {
+            tracing::warn!(error = %e, "CPU profiler not attached");
+        }
+        (loaded.ok(), every)
+    });
     let health = Arc::new(Mutex::new(probes));
     let stats = Arc::new(Mutex::new(IngestStats::default()));
     let ingest = Ingest::new(
@@ -203,6 +239,32 @@ pub async fn start(
             stop_rx.clone(),
         ))
     });
+    let profiler = match profiler {
+        Some((Some(p), every)) => {
+            match profiler::ProfilerThread::start(
+                p,
+                every,
+                config.asid,
+                store.clone(),
+                health.clone(),
+            ) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    tracing::warn!(error = %e, "CPU profiler thread not started");
+                    if let Some(h) = health
+                        .lock()
+                        .iter_mut()
+                        .find(|h| h.name == profiler::PROBE_NAME)
+                    {
+                        h.attached = false;
+                        h.error = Some(format!("starting its thread failed: {e}"));
+                    }
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
     let task = tokio::spawn(run_loop(
         tracer,
         tls_libs,
@@ -219,6 +281,7 @@ pub async fn start(
         stop,
         task,
         telemetry,
+        profiler,
     })
 }
 
@@ -335,11 +398,16 @@ async fn run_loop(
                 for p in h.iter_mut() {
                     // NB: TLS plaintext shares the socket tracer's ring; its loss counts there,
                     // and TLS calls whose socket was not told count as the TLS probe's loss.
-                    (p.events, p.lost, p.truncated) = if p.name == "tls_tracer" {
-                        (c.tls_events, c.tls_no_fd, 0)
-                    } else {
-                        (c.events, c.lost, c.truncated)
-                    };
+                    // Other probes keep their own counters.
+                    match p.name.as_str() {
+                        "tls_tracer" => {
+                            (p.events, p.lost, p.truncated) = (c.tls_events, c.tls_no_fd, 0)
+                        }
+                        "socket_tracer" => {
+                            (p.events, p.lost, p.truncated) = (c.events, c.lost, c.truncated)
+                        }
+                        _ => {}
+                    }
                 }
                 h.iter()
                     .map(|p| ProbeStatusRow {
@@ -351,10 +419,10 @@ async fn run_loop(
                         events: p.events as i64,
                         lost: p.lost as i64,
                         truncated: p.truncated as i64,
-                        bytes: if p.name == "tls_tracer" {
-                            c.tls_bytes as i64
-                        } else {
-                            c.bytes as i64
+                        bytes: match p.name.as_str() {
+                            "tls_tracer" => c.tls_bytes as i64,
+                            "socket_tracer" => c.bytes as i64,
+                            _ => 0,
                         },
                     })
                     .collect()
