@@ -28,7 +28,6 @@ const MAX_ROWS: usize = 25;
 
 /// Scripts over tables that arrive with system telemetry, and the table each names first.
 const NO_DATA_SOURCE: &[(&str, &str)] = &[
-    ("px/perf_flamegraph", "stack_traces"),
     ("px/tcp_drops", "tcp_stats_events"),
     ("px/tcp_retransmits", "tcp_stats_events"),
 ];
@@ -141,7 +140,7 @@ async fn bundled_scripts_match_their_goldens() -> Result<()> {
                 "no data source: table \"{table}\" is not collected yet (it comes with system \
                  telemetry); tables with data sources: http_events, conn_stats, pgsql_events, \
                  mysql_events, redis_events, cql_events, dns_events, probe_status, process_stats, \
-                 network_stats"
+                 network_stats, stack_traces"
             );
             assert!(
                 e.to_string().ends_with(&want),
@@ -210,18 +209,18 @@ async fn scripts_over_planned_tables_say_which_feature_brings_them() -> Result<(
     let engine = engine()?;
     let e = engine
         .compile_at(
-            "let df = px::DataFrame(\"stack_traces\", \"-5m\");\npx::display(df);",
+            "let df = px::DataFrame(\"tcp_stats_events\", \"-5m\");\npx::display(df);",
             &BTreeMap::new(),
             NOW_NS,
         )
         .err()
-        .context("stack_traces has no data source yet")?;
+        .context("tcp_stats_events has no data source yet")?;
     assert_eq!(
         e.to_string(),
-        "line 1, column 14: no data source: table \"stack_traces\" is not collected yet (it \
-         comes with system telemetry); tables with data sources: http_events, conn_stats, \
+        "line 1, column 14: no data source: table \"tcp_stats_events\" is not collected yet \
+         (it comes with system telemetry); tables with data sources: http_events, conn_stats, \
          pgsql_events, mysql_events, redis_events, cql_events, dns_events, probe_status, \
-         process_stats, network_stats"
+         process_stats, network_stats, stack_traces"
     );
     Ok(())
 }
