@@ -1,6 +1,7 @@
 //! Symbolization cost per stack: a stack seen before (the folded-stack cache), a new stack
-//! whose frames are all known (normalization plus frame-cache lookups), and a new stack of
-//! frames never seen (blazesym's ELF lookups, the file already parsed). Stacks are 8 user
+//! whose frames are all known (normalization plus frame-cache lookups; the first of its process
+//! in a drain also reads the process's maps), and a new stack of frames never seen (blazesym's
+//! ELF lookups, the file already parsed). Stacks are 8 user
 //! frames of this process (its own code and libc) and 5 kernel frames from `/proc/kallsyms`
 //! (named only as root; otherwise they show as addresses, which costs the same path).
 #![allow(
@@ -81,7 +82,16 @@ fn bench(c: &mut Criterion) {
         b.iter(|| black_box(sym.fold(me, 1, &user, &kernel)))
     });
 
-    // A new stack key each time (another start time) over frames already named.
+    // A new stack key each time (another start time) over frames already named: the first
+    // stack of its process in a drain (its maps are read), then the next ones.
+    let mut start = 1_000_000_000u64;
+    g.bench_function("new_stack_known_frames_first_of_process_in_drain", |b| {
+        b.iter(|| {
+            start += 1;
+            sym.end_drain();
+            black_box(sym.fold(me, start, &user, &kernel))
+        })
+    });
     let mut start = 2u64;
     g.bench_function("new_stack_known_frames", |b| {
         b.iter(|| {
