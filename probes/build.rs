@@ -3,7 +3,7 @@ use std::{env, path::PathBuf, process::Command};
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
-const PROGRAMS: &[&str] = &["socket_trace", "tcp_stats"];
+const PROGRAMS: &[&str] = &["socket_trace", "tcp_stats", "profiler"];
 
 fn main() -> Result<()> {
     let out = PathBuf::from(env::var("OUT_DIR")?);
@@ -19,6 +19,7 @@ fn main() -> Result<()> {
         "bpf/socket_trace.h",
         "bpf/sock_fd.h",
         "bpf/tcp_stats.h",
+        "bpf/profiler.h",
     ] {
         println!("cargo:rerun-if-changed={header}");
     }

@@ -2,11 +2,7 @@
 //! own rows heartbeat one Kelvin; a query returns the union; a PEM that dies is named in a
 //! warning and its rows are missing; restarting it heals; restarting Kelvin heals; wrong
 //! tokens are refused.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "tests fail loudly"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 
 use std::{sync::Arc, time::Duration};
 

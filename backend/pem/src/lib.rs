@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod ingest;
+pub mod profiler;
 pub mod tcp_stats;
 pub mod telemetry;
 
@@ -11,7 +12,10 @@ use std::{sync::Arc, time::Duration};
 
 use parking_lot::Mutex;
 use pxtop_metadata::LocalMetadata;
-use pxtop_probes::{DropReasons, SocketTracer, TcpStatsConfig, TcpStatsProbe, TracerConfig, tls};
+use pxtop_probes::{
+    DropReasons, Profiler, ProfilerConfig, SocketTracer, TcpStatsConfig, TcpStatsProbe,
+    TracerConfig, tls,
+};
 use pxtop_store::{
     ConnStatsBuilder, ProbeStatusBuilder, ProbeStatusRow, Store, schema::format_upid,
 };
@@ -53,6 +57,11 @@ pub struct PemConfig {
     /// TCP health (`tcp_stats_events`: retransmits, drops, state changes) counted per
     /// connection over windows this long; `None`: the probe is not loaded.
     pub tcp_stats_interval: Option<Duration>,
+    /// How often the CPU profiler's stack counts are drained into `stack_traces` (Pixie: 30 s);
+    /// `None`: no profiler.
+    pub profiler_push_interval: Option<Duration>,
+    /// CPU profiler samples per second on each CPU.
+    pub profiler_frequency_hz: u64,
 }
 
 impl Default for PemConfig {
@@ -70,6 +79,8 @@ impl Default for PemConfig {
             process_stats_interval: Some(Duration::from_secs(10)),
             own_netns_only: false,
             tcp_stats_interval: Some(Duration::from_secs(1)),
+            profiler_push_interval: Some(Duration::from_secs(10)),
+            profiler_frequency_hz: 99,
         }
     }
 }
@@ -125,6 +136,7 @@ pub struct PemHandle {
     task: JoinHandle<()>,
     telemetry: Option<JoinHandle<()>>,
     tcp_stats: Option<JoinHandle<()>>,
+    profiler: Option<profiler::ProfilerThread>,
 }
 
 impl PemHandle {
@@ -158,6 +170,9 @@ impl PemHandle {
             && let Err(e) = t.await
         {
             tracing::warn!(error = %e, "TCP health task ended abnormally");
+        }
+        if let Some(t) = self.profiler {
+            t.stop().await;
         }
     }
 }
@@ -204,6 +219,30 @@ pub async fn start(
     let tcp_probe = config
         .tcp_stats_interval
         .and_then(|every| load_tcp_stats(config.asid, &mut probes).map(|p| (p, every)));
+    // NB: a profiler that cannot attach leaves the rest of the PEM running; probe_status says
+    // why.
+    let profiler = config.profiler_push_interval.map(|every| {
+        let loaded = Profiler::load(&ProfilerConfig {
+            frequency_hz: config.profiler_frequency_hz,
+            ..ProfilerConfig::default()
+        });
+        let failed_cpus = loaded
+            .as_ref()
+            .map_or_else(|_| Vec::new(), |p| p.failed_cpus().to_vec());
+        probes.push(ProbeHealth {
+            name: profiler::PROBE_NAME.to_string(),
+            attached: loaded.is_ok(),
+            error: match &loaded {
+                Err(e) => Some(e.to_string()),
+                Ok(_) => (!failed_cpus.is_empty()).then(|| failed_cpus.join("; ")),
+            },
+            ..ProbeHealth::default()
+        });
+        if let Err(e) = &loaded {
+            tracing::warn!(error = %e, "CPU profiler not attached");
+        }
+        (loaded.ok(), every)
+    });
     let health = Arc::new(Mutex::new(probes));
     let stats = Arc::new(Mutex::new(IngestStats::default()));
     let ingest = Ingest::new(
@@ -239,6 +278,32 @@ pub async fn start(
             stop_rx.clone(),
         ))
     });
+    let profiler = match profiler {
+        Some((Some(p), every)) => {
+            match profiler::ProfilerThread::start(
+                p,
+                every,
+                config.asid,
+                store.clone(),
+                health.clone(),
+            ) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    tracing::warn!(error = %e, "CPU profiler thread not started");
+                    if let Some(h) = health
+                        .lock()
+                        .iter_mut()
+                        .find(|h| h.name == profiler::PROBE_NAME)
+                    {
+                        h.attached = false;
+                        h.error = Some(format!("starting its thread failed: {e}"));
+                    }
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
     let task = tokio::spawn(run_loop(
         tracer,
         tls_libs,
@@ -256,6 +321,7 @@ pub async fn start(
         task,
         telemetry,
         tcp_stats,
+        profiler,
     })
 }
 
@@ -400,14 +466,19 @@ async fn run_loop(
             let c = tracer.counters();
             let rows: Vec<ProbeStatusRow> = {
                 let mut h = health.lock();
-                for p in h.iter_mut().filter(|p| p.name != tcp_stats::PROBE) {
+                for p in h.iter_mut() {
                     // NB: TLS plaintext shares the socket tracer's ring; its loss counts there,
                     // and TLS calls whose socket was not told count as the TLS probe's loss.
-                    (p.events, p.lost, p.truncated) = if p.name == "tls_tracer" {
-                        (c.tls_events, c.tls_no_fd, 0)
-                    } else {
-                        (c.events, c.lost, c.truncated)
-                    };
+                    // Other probes keep their own counters.
+                    match p.name.as_str() {
+                        "tls_tracer" => {
+                            (p.events, p.lost, p.truncated) = (c.tls_events, c.tls_no_fd, 0)
+                        }
+                        "socket_tracer" => {
+                            (p.events, p.lost, p.truncated) = (c.events, c.lost, c.truncated)
+                        }
+                        _ => {}
+                    }
                 }
                 h.iter()
                     .map(|p| ProbeStatusRow {
@@ -421,8 +492,8 @@ async fn run_loop(
                         truncated: p.truncated as i64,
                         bytes: match p.name.as_str() {
                             "tls_tracer" => c.tls_bytes as i64,
-                            tcp_stats::PROBE => 0,
-                            _ => c.bytes as i64,
+                            "socket_tracer" => c.bytes as i64,
+                            _ => 0,
                         },
                     })
                     .collect()

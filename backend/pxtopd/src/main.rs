@@ -126,6 +126,10 @@ struct CaptureArgs {
     /// (px/tcp_retransmits, px/tcp_drops) over windows this long (0 turns the probe off).
     #[arg(long, default_value = "1s", value_parser = parse_seconds)]
     tcp_stats_interval: std::time::Duration,
+    /// Sample every CPU's stacks at 99 Hz (perf_event) and write the counts, symbolized, to
+    /// stack_traces (px/perf_flamegraph) this often (0 turns the profiler off).
+    #[arg(long, default_value = "10s", value_parser = parse_seconds)]
+    profiler_push_interval: std::time::Duration,
     /// Bytes of each HTTP body kept in tables (bodies are cut with "... [TRUNCATED]").
     #[arg(long, default_value = "1KiB", value_parser = parse_bytes)]
     body_limit: u64,
@@ -313,6 +317,8 @@ fn apply_capture(config: &mut Config, args: &CaptureArgs) -> anyhow::Result<()> 
         (!args.process_stats_interval.is_zero()).then_some(args.process_stats_interval);
     config.pem.tcp_stats_interval =
         (!args.tcp_stats_interval.is_zero()).then_some(args.tcp_stats_interval);
+    config.pem.profiler_push_interval =
+        (!args.profiler_push_interval.is_zero()).then_some(args.profiler_push_interval);
     config.pem.ring_bytes = u32::try_from(args.ring_size)
         .ok()
         .filter(|n| n.is_power_of_two() && *n >= 4096)

@@ -12,7 +12,8 @@ use crate::{
     rows::{
         CmdEvent, CmdEventsBuilder, ConnStatsBuilder, ConnStatsRow, HttpEvent, HttpEventsBuilder,
         NetworkStatsBuilder, NetworkStatsRow, ProbeStatusBuilder, ProbeStatusRow,
-        ProcessStatsBuilder, ProcessStatsRow, TcpStatsBuilder, TcpStatsRow, Val,
+        ProcessStatsBuilder, ProcessStatsRow, StackTraceRow, StackTracesBuilder, TcpStatsBuilder,
+        TcpStatsRow, Val,
     },
     schema::{self, content_type, format_upid, mysql_status, protocol, tcp_event, trace_role},
 };
@@ -155,8 +156,8 @@ pub fn agent_upid() -> String {
 /// Every table the store holds, filled from `start_ns` over [`SPAN_NS`]: ~2,400 HTTP requests
 /// served by the four services, their clients' database, cache and DNS traffic, connection
 /// counters every 10 s, the probes' health every 10 s, process and network namespace
-/// figures every 10 s, and TCP health (retransmits, drops, state changes) every second. One batch per table, so queries over
-/// it see the rows in one order whatever the machine (aggregates merge deterministically).
+/// figures every 10 s, TCP health (retransmits, drops, state changes) every second and the CPU
+/// profiler's stacks every 10 s. One batch per table, so queries over it see the rows in one order whatever the machine (aggregates merge deterministically).
 pub fn fill(store: &Store, start_ns: i64) -> Result<(), StoreError> {
     for b in http_events_every(2400, start_ns, SPAN_NS / 2400, 42) {
         store.append("http_events", b)?;
@@ -171,6 +172,7 @@ pub fn fill(store: &Store, start_ns: i64) -> Result<(), StoreError> {
     store.append("process_stats", process_stats(start_ns))?;
     store.append("network_stats", network_stats(start_ns))?;
     store.append("tcp_stats_events", tcp_stats_events(start_ns))?;
+    store.append("stack_traces", stack_traces(start_ns))?;
     Ok(())
 }
 
@@ -982,6 +984,79 @@ pub fn tcp_stats_events(start_ns: i64) -> RecordBatch {
                     ("10.0.0.2", 51_990),
                     (service_addr(3), 8081),
                 )
+            });
+        }
+    }
+    b.finish()
+}
+
+/// The folded stacks of [`stack_traces`]: (process: service index, 4 for the agent; stack;
+/// samples per 10 s). Kernel frames end in `_[k]`; frames without a symbol show the module and
+/// file offset, or the bare address.
+pub const STACKS: &[(u32, &str, i64)] = &[
+    (
+        0,
+        "_start;__libc_start_main;main;server::serve;server::handle;template::render",
+        31,
+    ),
+    (
+        0,
+        "_start;__libc_start_main;main;server::serve;server::handle;json::encode",
+        12,
+    ),
+    (
+        0,
+        "_start;__libc_start_main;main;server::serve;epoll_wait;entry_SYSCALL_64_after_hwframe_[k];\
+         do_syscall_64_[k];__x64_sys_epoll_wait_[k]",
+        4,
+    ),
+    (
+        1,
+        "_start;__libc_start_main;main;cart::handler;cart::db::query;__libc_write;\
+         entry_SYSCALL_64_after_hwframe_[k];do_syscall_64_[k];ksys_write_[k];tcp_sendmsg_[k]",
+        9,
+    ),
+    (
+        1,
+        "_start;__libc_start_main;main;cart::handler;cart::price;libcrypto.so.3+0x1a2b40",
+        6,
+    ),
+    (
+        2,
+        "_start;__libc_start_main;main;checkout::run;checkout::tax;checkout::round",
+        18,
+    ),
+    (2, "clone3;start_thread;worker;0x7f3c2a1b3c40", 3),
+    (
+        3,
+        "_start;__libc_start_main;main;users::lookup;hash_find",
+        7,
+    ),
+    (
+        4,
+        "_start;__libc_start_main;main;pxtopd::pem::drain;bpf;entry_SYSCALL_64_after_hwframe_[k];\
+         do_syscall_64_[k];__sys_bpf_[k]",
+        2,
+    ),
+];
+
+/// `stack_traces`: every 10 s (one push period), one row per [`STACKS`] entry, its count
+/// varying a little from period to period.
+pub fn stack_traces(start_ns: i64) -> RecordBatch {
+    let samples = SPAN_NS / (10 * SEC);
+    let mut b = StackTracesBuilder::with_capacity(STACKS.len() * samples as usize);
+    for k in 1..=samples {
+        for (j, (proc, stack, count)) in STACKS.iter().enumerate() {
+            b.append(&StackTraceRow {
+                time_ns: start_ns + k * 10 * SEC + j as i64,
+                upid: if *proc == 4 {
+                    agent_upid()
+                } else {
+                    upid(*proc)
+                },
+                stack_trace_id: schema::stack_trace_id(stack),
+                stack_trace: (*stack).to_string(),
+                count: count + (k + j as i64) % 3,
             });
         }
     }

@@ -831,6 +831,65 @@ impl TcpStatsBuilder {
     }
 }
 
+/// One `stack_traces` row: how often one process was sampled in one stack in a push period.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StackTraceRow {
+    /// End of the push period, ns since the Unix epoch.
+    pub time_ns: i64,
+    /// The process.
+    pub upid: String,
+    /// A hash of `stack_trace`.
+    pub stack_trace_id: i64,
+    /// Folded stack, root first, `;`-separated.
+    pub stack_trace: String,
+    /// Samples.
+    pub count: i64,
+}
+
+/// Column builders for `stack_traces`.
+#[derive(Debug)]
+pub struct StackTracesBuilder {
+    time: TimestampNanosecondBuilder,
+    upid: StringBuilder,
+    id: Int64Builder,
+    stack: StringBuilder,
+    count: Int64Builder,
+}
+
+impl StackTracesBuilder {
+    /// Builders sized for `n` rows.
+    pub fn with_capacity(n: usize) -> Self {
+        Self {
+            time: TimestampNanosecondBuilder::with_capacity(n),
+            upid: strings(n),
+            id: Int64Builder::with_capacity(n),
+            stack: strings(n),
+            count: Int64Builder::with_capacity(n),
+        }
+    }
+
+    /// Adds one row.
+    pub fn append(&mut self, r: &StackTraceRow) {
+        self.time.append_value(r.time_ns);
+        self.upid.append_value(&r.upid);
+        self.id.append_value(r.stack_trace_id);
+        self.stack.append_value(&r.stack_trace);
+        self.count.append_value(r.count);
+    }
+
+    /// The rows as a batch; the builder is empty afterwards.
+    pub fn finish(&mut self) -> RecordBatch {
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(self.time.finish()),
+            Arc::new(self.upid.finish()),
+            Arc::new(self.id.finish()),
+            Arc::new(self.stack.finish()),
+            Arc::new(self.count.finish()),
+        ];
+        batch(schema::stack_traces(), cols)
+    }
+}
+
 #[expect(
     clippy::expect_used,
     reason = "the columns are built in the static schema's order with its types; a mismatch is a bug caught by the tests"
