@@ -252,7 +252,7 @@ fn flame_graph_shows_the_hot_functions_real_share() {
         for func in ["hot", "cold"] {
             if let Some(at) = f.iter().position(|x| x == func) {
                 let main = f.iter().position(|x| x == "main");
-                if !main.is_some_and(|m| m < at) {
+                if main.is_none_or(|m| m >= at) {
                     without_main += r.count;
                 }
             }
