@@ -3,7 +3,7 @@ use std::{env, path::PathBuf, process::Command};
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
-const PROGRAMS: &[&str] = &["socket_trace"];
+const PROGRAMS: &[&str] = &["socket_trace", "tcp_stats", "profiler"];
 
 fn main() -> Result<()> {
     let out = PathBuf::from(env::var("OUT_DIR")?);
@@ -14,7 +14,13 @@ fn main() -> Result<()> {
         other => return Err(format!("pxtop's probes do not support target arch {other}").into()),
     };
     println!("cargo:rerun-if-env-changed=CLANG");
-    for header in ["bpf/vmlinux_min.h", "bpf/socket_trace.h"] {
+    for header in [
+        "bpf/vmlinux_min.h",
+        "bpf/socket_trace.h",
+        "bpf/sock_fd.h",
+        "bpf/tcp_stats.h",
+        "bpf/profiler.h",
+    ] {
         println!("cargo:rerun-if-changed={header}");
     }
     for prog in PROGRAMS {

@@ -17,6 +17,10 @@ PKGS=(
   bpftrace wrk hyperfine
   # One real run of the TUI.
   tmux
+  # Offline validation of the Kubernetes manifests (kubernetes-validate from PyPI, in a venv).
+  python3-venv
+  # TCP health tests: network namespaces, veth, netem loss (iproute2) and a DROP rule (iptables).
+  iproute2 iptables
 )
 
 missing=()

@@ -11,6 +11,8 @@ fi
 export INSTA_UPDATE=no
 echo "== cargo fmt --check" >&2
 cargo fmt --all --check
+echo "== Kubernetes manifests" >&2
+tools/validate-manifests.sh
 echo "== cargo clippy" >&2
 cargo clippy --locked --workspace --all-targets -- -D warnings
 echo "== cargo build (binaries the end-to-end tests run)" >&2

@@ -17,6 +17,7 @@
 
 #include "vmlinux_min.h"
 #include "socket_trace.h"
+#include "sock_fd.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -34,8 +35,6 @@ const volatile __u32 skip_loopback_clients = 1;
 /* A quarter of the ring's size: above this much unread data, wake the reader. */
 const volatile __u64 wakeup_bytes = (32 << 20) / 4;
 
-#define S_IFMT 00170000
-#define S_IFSOCK 0140000
 #define AF_INET 2
 #define AF_INET6 10
 #define EINPROGRESS 115
@@ -172,31 +171,6 @@ static __always_inline __u64 wakeup_flags(__u64 size)
 static __always_inline __u64 conn_key(__u32 tgid, __s32 fd)
 {
 	return ((__u64)tgid << 32) | (__u32)fd;
-}
-
-/* The socket behind fd, or NULL if fd is not an inet socket. */
-static __always_inline struct sock *inet_sock_of(__s32 fd)
-{
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	if (!fdt || fd < 0 || (__u32)fd >= BPF_CORE_READ(fdt, max_fds))
-		return NULL;
-	struct file **fds = BPF_CORE_READ(fdt, fd);
-	struct file *f = NULL;
-	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
-	if (!f)
-		return NULL;
-	umode_t mode = BPF_CORE_READ(f, f_inode, i_mode);
-	if ((mode & S_IFMT) != S_IFSOCK)
-		return NULL;
-	struct socket *sock = BPF_CORE_READ(f, private_data);
-	struct sock *sk = BPF_CORE_READ(sock, sk);
-	if (!sk)
-		return NULL;
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	if (family != AF_INET && family != AF_INET6)
-		return NULL;
-	return sk;
 }
 
 /* Whether the socket's peer is a loopback address (127/8, ::1, ::ffff:127.0.0.0/104). */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * The few kernel types the socket tracer reads, declared with only the fields it needs.
+ * The few kernel types the probes read, declared with only the fields it needs.
  *
  * NB: every struct carries preserve_access_index, so clang emits CO-RE relocations and the
  * loader (aya) resolves each field's real offset against the running kernel's BTF at load
@@ -55,6 +55,7 @@ struct sock_common {
 		};
 	};
 	unsigned short skc_family;
+	volatile unsigned char skc_state;
 	struct in6_addr skc_v6_daddr;
 	struct in6_addr skc_v6_rcv_saddr;
 } __attribute__((preserve_access_index));
@@ -65,6 +66,22 @@ struct sock {
 
 struct socket {
 	struct sock *sk;
+} __attribute__((preserve_access_index));
+
+/* TCP health (tcp_stats.bpf.c): the connection's byte counters (RFC 4898). */
+struct tcp_sock {
+	__u64 bytes_received;
+	__u64 bytes_sent;
+} __attribute__((preserve_access_index));
+
+/* TCP health: a dropped packet's socket, headers and size. */
+struct sk_buff {
+	struct sock *sk;
+	unsigned int len;
+	int skb_iif;
+	__u16 transport_header;
+	__u16 network_header;
+	unsigned char *head;
 } __attribute__((preserve_access_index));
 
 struct iovec {

@@ -5,14 +5,24 @@
 //! Events are drained in batches through a borrowing callback rather than a `Stream` of owned
 //! events: the data bytes are read straight out of the ring buffer, so a captured request costs
 //! no allocation on its way to the parser.
+//!
+//! The CPU profiler (`profiler`) is a `perf_event` program on every CPU whose stack counts are
+//! aggregated in the kernel and drained periodically.
 
 pub mod clock;
 pub mod preflight;
+pub mod profiler;
 pub mod socket;
+pub mod tcp_stats;
 pub mod tls;
 
 pub use preflight::{PreflightError, preflight};
+pub use profiler::{Profiler, ProfilerConfig, ProfilerCounters, ProfilerError, StackCount};
 pub use socket::{
     CloseEvent, Counters, DataEvent, Direction, Event, OpenEvent, Role, SocketTracer,
     TlsAttachment, TracerConfig, TracerError,
+};
+pub use tcp_stats::{
+    DropReasons, TcpEvent, TcpEventKind, TcpStatsConfig, TcpStatsCounters, TcpStatsError,
+    TcpStatsProbe,
 };

@@ -566,7 +566,7 @@ impl SocketTracer {
     unsafe_code,
     reason = "tokio's AsyncFd registration is unsafe: the fd must outlive it"
 )]
-fn register_ring(ring: RingBuf<MapData>) -> io::Result<AsyncFd<RingBuf<MapData>>> {
+pub(crate) fn register_ring(ring: RingBuf<MapData>) -> io::Result<AsyncFd<RingBuf<MapData>>> {
     // SAFETY: the RingBuf owns its map's fd and keeps it open and unchanged until it is
     // dropped, and the AsyncFd owns the RingBuf, so the fd outlives the registration.
     unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
@@ -615,7 +615,7 @@ fn attach(ebpf: &mut Ebpf, prog: &str, category: &str, tp: &str) -> Result<(), S
     Ok(())
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut source = e.source();
     while let Some(inner) = source {

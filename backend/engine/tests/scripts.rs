@@ -1,15 +1,14 @@
 //! The bundled scripts on fixture data of every table, against golden outputs in
 //! `snapshots/scripts/` at the repository root (one file per script: each output table's name,
 //! widget spec and rows as `pxtop run -o json` prints them). A script without a golden fails, as
-//! does a golden without a script; scripts over tables whose data source is not built yet must
-//! fail with the store's "no data source" message instead.
+//! does a golden without a script.
 //!
 //! Update the goldens with `INSTA_UPDATE=always cargo test -p pxtop-engine --test scripts` and
 //! review the diff: non-empty where the fixture has data, error rates in 0..=1, p50 <= p99.
 
 use std::{collections::BTreeMap, path::Path, sync::Arc};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use arrow::{
     array::{ArrayRef, RecordBatch, StringArray},
     compute::cast,
@@ -25,13 +24,6 @@ const START_NS: i64 = NOW_NS - 270_000_000_000;
 
 /// Rows kept per output table in the goldens (the first rows, in the script's order).
 const MAX_ROWS: usize = 25;
-
-/// Scripts over tables that arrive with system telemetry, and the table each names first.
-const NO_DATA_SOURCE: &[(&str, &str)] = &[
-    ("px/perf_flamegraph", "stack_traces"),
-    ("px/tcp_drops", "tcp_stats_events"),
-    ("px/tcp_retransmits", "tcp_stats_events"),
-];
 
 const SERVICES: [&str; 4] = ["frontend", "cart", "checkout", "users"];
 
@@ -133,23 +125,6 @@ async fn bundled_scripts_match_their_goldens() -> Result<()> {
     assert!(scripts.len() >= 40, "{} scripts", scripts.len());
     for s in &scripts {
         let short = s.name.strip_prefix("px/").unwrap_or(&s.name);
-        if let Some((_, table)) = NO_DATA_SOURCE.iter().find(|(n, _)| *n == s.name) {
-            let Err(e) = run(&engine, &s.name).await else {
-                bail!("{} ran, but {table} has no data source yet", s.name);
-            };
-            let want = format!(
-                "no data source: table \"{table}\" is not collected yet (it comes with system \
-                 telemetry); tables with data sources: http_events, conn_stats, pgsql_events, \
-                 mysql_events, redis_events, cql_events, dns_events, probe_status, process_stats, \
-                 network_stats"
-            );
-            assert!(
-                e.to_string().ends_with(&want),
-                "{}: {e}\nexpected it to end with: {want}",
-                s.name
-            );
-            continue;
-        }
         let tables = run(&engine, &s.name)
             .await
             .with_context(|| format!("running {}", s.name))?;
@@ -163,7 +138,7 @@ async fn bundled_scripts_match_their_goldens() -> Result<()> {
             insta::assert_snapshot!(short, text);
         });
     }
-    // A golden whose script is gone (or now fails for want of data) is stale.
+    // A golden whose script is gone is stale.
     for entry in std::fs::read_dir(snapshot_dir())? {
         let path = entry?.path();
         let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
@@ -172,8 +147,7 @@ async fn bundled_scripts_match_their_goldens() -> Result<()> {
         if path.extension().is_some_and(|e| e == "snap") {
             let name = format!("px/{stem}");
             assert!(
-                scripts.iter().any(|s| s.name == name)
-                    && !NO_DATA_SOURCE.iter().any(|(n, _)| *n == name),
+                scripts.iter().any(|s| s.name == name),
                 "{} is not the golden of a bundled script that runs; delete it",
                 path.display()
             );
@@ -202,26 +176,5 @@ fn bundled_scripts_have_a_description_and_help_for_every_param() -> Result<()> {
             );
         }
     }
-    Ok(())
-}
-
-#[tokio::test]
-async fn scripts_over_planned_tables_say_which_feature_brings_them() -> Result<()> {
-    let engine = engine()?;
-    let e = engine
-        .compile_at(
-            "let df = px::DataFrame(\"stack_traces\", \"-5m\");\npx::display(df);",
-            &BTreeMap::new(),
-            NOW_NS,
-        )
-        .err()
-        .context("stack_traces has no data source yet")?;
-    assert_eq!(
-        e.to_string(),
-        "line 1, column 14: no data source: table \"stack_traces\" is not collected yet (it \
-         comes with system telemetry); tables with data sources: http_events, conn_stats, \
-         pgsql_events, mysql_events, redis_events, cql_events, dns_events, probe_status, \
-         process_stats, network_stats"
-    );
     Ok(())
 }

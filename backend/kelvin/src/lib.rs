@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 mod auth;
+pub mod cluster;
 mod ipc;
 
 use std::{collections::BTreeMap, pin::Pin, sync::Arc, time::Instant};
@@ -20,6 +21,7 @@ use pxtop_proto::v1::{
     TableBatch,
     execute_script_response::Result as Reply,
     pxtop_server::{Pxtop, PxtopServer},
+    registry_server::RegistryServer,
 };
 use pxtop_store::Store;
 use tokio::net::TcpListener;
@@ -50,6 +52,8 @@ pub struct KelvinService {
     fleet: Arc<dyn PemFleet>,
     store: Arc<Store>,
     health: Arc<dyn HealthSource>,
+    /// Cluster mode: the PEMs that heartbeat this Kelvin.
+    registry: Option<Arc<cluster::PemRegistry>>,
 }
 
 impl std::fmt::Debug for KelvinService {
@@ -69,7 +73,17 @@ impl KelvinService {
             fleet,
             store,
             health,
+            registry: None,
         }
+    }
+
+    /// Cluster mode: queries fan out to the PEMs that heartbeat `registry`, and the service
+    /// also serves `Registry` for them.
+    #[must_use]
+    pub fn with_registry(mut self, registry: Arc<cluster::PemRegistry>) -> Self {
+        self.fleet = Arc::new(cluster::RemoteFleet(registry.clone()));
+        self.registry = Some(registry);
+        self
     }
 
     /// The same service with queries fanned out to `fleet`.
@@ -252,9 +266,33 @@ impl Pxtop for KelvinService {
         &self,
         _request: Request<HealthRequest>,
     ) -> Result<Response<HealthResponse>, Status> {
+        let mut probes = self.health.probes();
+        if let Some(registry) = &self.registry {
+            // In cluster mode each PEM shows as one line: live or how long it has been silent.
+            probes.extend(
+                registry
+                    .members()
+                    .await
+                    .into_iter()
+                    .map(|m| v1::ProbeHealth {
+                        name: format!("pem/{}", m.name),
+                        attached: m.live,
+                        error: if m.live {
+                            String::new()
+                        } else {
+                            format!(
+                                "no heartbeat for {}s from {}",
+                                m.silent_for.as_secs(),
+                                m.addr
+                            )
+                        },
+                        ..v1::ProbeHealth::default()
+                    }),
+            );
+        }
         Ok(Response::new(HealthResponse {
             version: env!("CARGO_PKG_VERSION").to_string(),
-            probes: self.health.probes(),
+            probes,
         }))
     }
 }
@@ -267,14 +305,22 @@ pub async fn serve(
     token: &str,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
+    let registry = service.registry.clone();
     let server = PxtopServer::new(service)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let server =
         tonic::service::interceptor::InterceptedService::new(server, TokenCheck::new(token));
+    let registry = registry.map(|r| {
+        tonic::service::interceptor::InterceptedService::new(
+            RegistryServer::new(cluster::RegistryService(r)),
+            TokenCheck::new(token),
+        )
+    });
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     tonic::transport::Server::builder()
         .add_service(server)
+        .add_optional_service(registry)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
 }

@@ -7,6 +7,8 @@ use std::{collections::HashMap, fmt, str::FromStr, sync::Arc};
 
 use parking_lot::RwLock;
 
+pub mod cgroup;
+
 /// What a script can ask of a row's process with `ctx(...)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CtxKey {
@@ -115,6 +117,15 @@ impl LocalMetadata {
     pub fn new() -> Arc<Self> {
         Arc::new(Self {
             host: hostname(),
+            procs: RwLock::new(HashMap::new()),
+        })
+    }
+
+    /// Metadata for this host under another name (a cluster node's name, which need not be
+    /// its host name).
+    pub fn with_host(host: String) -> Arc<Self> {
+        Arc::new(Self {
+            host,
             procs: RwLock::new(HashMap::new()),
         })
     }

@@ -39,6 +39,9 @@ pub struct IngestConfig {
     pub clock_offset_ns: i64,
     /// Data events to look at before giving up on recognising a connection's protocol.
     pub infer_attempts: u32,
+    /// Only processes in this network namespace (its inode), when several PEMs share one
+    /// kernel, each in its own namespace (tests, dev clusters); `None`: every process.
+    pub only_netns: Option<u64>,
 }
 
 impl Default for IngestConfig {
@@ -49,6 +52,7 @@ impl Default for IngestConfig {
             client_side: ClientSide::RemoteOnly,
             clock_offset_ns: pxtop_probes::clock::monotonic_to_realtime_offset(),
             infer_attempts: 8,
+            only_netns: None,
         }
     }
 }
@@ -68,6 +72,8 @@ pub struct IngestStats {
     pub opaque_conns: u64,
     /// Rows produced.
     pub rows: u64,
+    /// Events of processes outside the network namespace this PEM is limited to.
+    pub other_netns_events: u64,
     /// Client-side rows dropped because the server side on this node records them.
     pub client_rows_deduplicated: u64,
 }
@@ -315,6 +321,8 @@ pub struct Ingest {
     stats: IngestStats,
     /// The latest event time seen (monotonic ns), the clock for parsers' expiries.
     now_ts: u64,
+    /// With `only_netns`: whether each process is in that namespace.
+    in_netns: foldhash::HashMap<u32, bool>,
 }
 
 impl Ingest {
@@ -341,6 +349,7 @@ impl Ingest {
             closed: foldhash::HashMap::default(),
             stats: IngestStats::default(),
             now_ts: 0,
+            in_netns: foldhash::HashMap::default(),
         }
     }
 
@@ -354,6 +363,28 @@ impl Ingest {
 
     /// Handles one event.
     pub fn handle(&mut self, ev: Event<'_>) {
+        if let Some(ns) = self.config.only_netns {
+            let tgid = match &ev {
+                Event::Open(o) => o.tgid,
+                Event::Data(d) => d.tgid,
+                Event::Close(c) => c.tgid,
+            };
+            // NB: a process gone before its first event is looked up as "not ours".
+            let ours = *self
+                .in_netns
+                .entry(tgid)
+                .or_insert_with(|| netns_inode(tgid).ok() == Some(ns));
+            if !ours {
+                self.stats.other_netns_events += 1;
+                return;
+            }
+            if let Event::Close(_) = ev
+                && self.in_netns.len() > 65_536
+            {
+                // Bounded: pids are reused, and a stale entry only costs one re-read.
+                self.in_netns.clear();
+            }
+        }
         match ev {
             Event::Open(o) => self.open(o),
             Event::Data(d) => self.data(d),
@@ -997,6 +1028,17 @@ fn body_text(body: &[u8], size: u64, limit: usize, escaped: bool) -> Cow<'_, str
         return s.into();
     }
     s
+}
+
+/// The inode of `pid`'s network namespace (`/proc/PID/ns/net`); `pid` 0 is this process.
+pub fn netns_inode(pid: u32) -> std::io::Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let path = if pid == 0 {
+        "/proc/self/ns/net".to_string()
+    } else {
+        format!("/proc/{pid}/ns/net")
+    };
+    std::fs::metadata(path).map(|m| m.ino())
 }
 
 fn local_ips() -> Vec<std::net::IpAddr> {

@@ -4,13 +4,18 @@
 #![forbid(unsafe_code)]
 
 pub mod ingest;
+pub mod profiler;
+pub mod tcp_stats;
 pub mod telemetry;
 
 use std::{sync::Arc, time::Duration};
 
 use parking_lot::Mutex;
 use pxtop_metadata::LocalMetadata;
-use pxtop_probes::{SocketTracer, TracerConfig, tls};
+use pxtop_probes::{
+    DropReasons, Profiler, ProfilerConfig, SocketTracer, TcpStatsConfig, TcpStatsProbe,
+    TracerConfig, tls,
+};
 use pxtop_store::{
     ConnStatsBuilder, ProbeStatusBuilder, ProbeStatusRow, Store, schema::format_upid,
 };
@@ -46,6 +51,17 @@ pub struct PemConfig {
     /// How often `process_stats` and `network_stats` are sampled from `/proc` (Pixie: 10 s);
     /// `None`: not at all.
     pub process_stats_interval: Option<Duration>,
+    /// Capture only processes in pxtopd's own network namespace (several PEMs on one kernel,
+    /// each in a namespace: tests and dev clusters). Off: every process on the host.
+    pub own_netns_only: bool,
+    /// TCP health (`tcp_stats_events`: retransmits, drops, state changes) counted per
+    /// connection over windows this long; `None`: the probe is not loaded.
+    pub tcp_stats_interval: Option<Duration>,
+    /// How often the CPU profiler's stack counts are drained into `stack_traces` (Pixie: 30 s);
+    /// `None`: no profiler.
+    pub profiler_push_interval: Option<Duration>,
+    /// CPU profiler samples per second on each CPU.
+    pub profiler_frequency_hz: u64,
 }
 
 impl Default for PemConfig {
@@ -61,6 +77,10 @@ impl Default for PemConfig {
             client_side: ClientSide::RemoteOnly,
             tls_scan_interval: Some(Duration::from_secs(10)),
             process_stats_interval: Some(Duration::from_secs(10)),
+            own_netns_only: false,
+            tcp_stats_interval: Some(Duration::from_secs(1)),
+            profiler_push_interval: Some(Duration::from_secs(10)),
+            profiler_frequency_hz: 99,
         }
     }
 }
@@ -102,6 +122,9 @@ pub enum PemError {
     /// The host cannot run probes.
     #[error(transparent)]
     Preflight(#[from] pxtop_probes::PreflightError),
+    /// This process's network namespace could not be read (`--capture-scope netns`).
+    #[error("cannot read /proc/self/ns/net, which --capture-scope netns needs: {0}")]
+    Netns(std::io::Error),
 }
 
 /// A running PEM.
@@ -112,6 +135,8 @@ pub struct PemHandle {
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
     telemetry: Option<JoinHandle<()>>,
+    tcp_stats: Option<JoinHandle<()>>,
+    profiler: Option<profiler::ProfilerThread>,
 }
 
 impl PemHandle {
@@ -140,6 +165,14 @@ impl PemHandle {
             && let Err(e) = t.await
         {
             tracing::warn!(error = %e, "telemetry task ended abnormally");
+        }
+        if let Some(t) = self.tcp_stats
+            && let Err(e) = t.await
+        {
+            tracing::warn!(error = %e, "TCP health task ended abnormally");
+        }
+        if let Some(t) = self.profiler {
+            t.stop().await;
         }
     }
 }
@@ -183,6 +216,33 @@ pub async fn start(
         });
         scan_tls_libraries(every)
     });
+    let tcp_probe = config
+        .tcp_stats_interval
+        .and_then(|every| load_tcp_stats(config.asid, &mut probes).map(|p| (p, every)));
+    // NB: a profiler that cannot attach leaves the rest of the PEM running; probe_status says
+    // why.
+    let profiler = config.profiler_push_interval.map(|every| {
+        let loaded = Profiler::load(&ProfilerConfig {
+            frequency_hz: config.profiler_frequency_hz,
+            ..ProfilerConfig::default()
+        });
+        let failed_cpus = loaded
+            .as_ref()
+            .map_or_else(|_| Vec::new(), |p| p.failed_cpus().to_vec());
+        probes.push(ProbeHealth {
+            name: profiler::PROBE_NAME.to_string(),
+            attached: loaded.is_ok(),
+            error: match &loaded {
+                Err(e) => Some(e.to_string()),
+                Ok(_) => (!failed_cpus.is_empty()).then(|| failed_cpus.join("; ")),
+            },
+            ..ProbeHealth::default()
+        });
+        if let Err(e) = &loaded {
+            tracing::warn!(error = %e, "CPU profiler not attached");
+        }
+        (loaded.ok(), every)
+    });
     let health = Arc::new(Mutex::new(probes));
     let stats = Arc::new(Mutex::new(IngestStats::default()));
     let ingest = Ingest::new(
@@ -190,6 +250,11 @@ pub async fn start(
             asid: config.asid,
             body_limit: config.body_limit,
             client_side: config.client_side,
+            only_netns: if config.own_netns_only {
+                Some(ingest::netns_inode(0).map_err(PemError::Netns)?)
+            } else {
+                None
+            },
             ..IngestConfig::default()
         },
         metadata,
@@ -203,6 +268,42 @@ pub async fn start(
             stop_rx.clone(),
         ))
     });
+    let tcp_stats = tcp_probe.map(|((probe, collector), every)| {
+        tokio::spawn(tcp_stats::run(
+            probe,
+            collector,
+            every,
+            store.clone(),
+            health.clone(),
+            stop_rx.clone(),
+        ))
+    });
+    let profiler = match profiler {
+        Some((Some(p), every)) => {
+            match profiler::ProfilerThread::start(
+                p,
+                every,
+                config.asid,
+                store.clone(),
+                health.clone(),
+            ) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    tracing::warn!(error = %e, "CPU profiler thread not started");
+                    if let Some(h) = health
+                        .lock()
+                        .iter_mut()
+                        .find(|h| h.name == profiler::PROBE_NAME)
+                    {
+                        h.attached = false;
+                        h.error = Some(format!("starting its thread failed: {e}"));
+                    }
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
     let task = tokio::spawn(run_loop(
         tracer,
         tls_libs,
@@ -219,7 +320,40 @@ pub async fn start(
         stop,
         task,
         telemetry,
+        tcp_stats,
+        profiler,
     })
+}
+
+/// Loads the TCP health probe and says how it went in `probes`. The PEM runs without it (its
+/// `probe_status` row says why).
+fn load_tcp_stats(
+    asid: u32,
+    probes: &mut Vec<ProbeHealth>,
+) -> Option<(TcpStatsProbe, tcp_stats::TcpStatsCollector)> {
+    let mut health = ProbeHealth {
+        name: tcp_stats::PROBE.to_string(),
+        ..ProbeHealth::default()
+    };
+    let loaded = match TcpStatsProbe::load(&TcpStatsConfig::default()) {
+        Ok(probe) => {
+            health.attached = true;
+            let reasons = DropReasons::from_tracefs().unwrap_or_else(|e| {
+                health.error = Some(format!(
+                    "drop reasons shown as numbers: their names could not be read ({e})"
+                ));
+                DropReasons::default()
+            });
+            Some((probe, tcp_stats::TcpStatsCollector::new(asid, reasons)))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "TCP health probe not loaded; tcp_stats_events stays empty");
+            health.error = Some(e.to_string());
+            None
+        }
+    };
+    probes.push(health);
+    loaded
 }
 
 /// Events handled per drain before the loop flushes and reports: about 2 ms of work.
@@ -335,11 +469,16 @@ async fn run_loop(
                 for p in h.iter_mut() {
                     // NB: TLS plaintext shares the socket tracer's ring; its loss counts there,
                     // and TLS calls whose socket was not told count as the TLS probe's loss.
-                    (p.events, p.lost, p.truncated) = if p.name == "tls_tracer" {
-                        (c.tls_events, c.tls_no_fd, 0)
-                    } else {
-                        (c.events, c.lost, c.truncated)
-                    };
+                    // Other probes keep their own counters.
+                    match p.name.as_str() {
+                        "tls_tracer" => {
+                            (p.events, p.lost, p.truncated) = (c.tls_events, c.tls_no_fd, 0)
+                        }
+                        "socket_tracer" => {
+                            (p.events, p.lost, p.truncated) = (c.events, c.lost, c.truncated)
+                        }
+                        _ => {}
+                    }
                 }
                 h.iter()
                     .map(|p| ProbeStatusRow {
@@ -351,10 +490,10 @@ async fn run_loop(
                         events: p.events as i64,
                         lost: p.lost as i64,
                         truncated: p.truncated as i64,
-                        bytes: if p.name == "tls_tracer" {
-                            c.tls_bytes as i64
-                        } else {
-                            c.bytes as i64
+                        bytes: match p.name.as_str() {
+                            "tls_tracer" => c.tls_bytes as i64,
+                            "socket_tracer" => c.bytes as i64,
+                            _ => 0,
                         },
                     })
                     .collect()

@@ -1,13 +1,18 @@
-//! pxtopd: the backend on one node. Runs the PEM (probes + ingest into the table store) and
-//! Kelvin (the gRPC query service) in one process. `pxtop --local` embeds the same [`run`].
+//! pxtopd: the backend. By default runs the PEM (probes + ingest into the table store) and
+//! Kelvin (the gRPC query service) in one process; `pxtop --local` embeds the same [`run`].
+//! In a cluster the two roles run apart: [`run_pem`] on every node, serving its part of each
+//! query and heartbeating [`run_kelvin`], which fans queries out and merges them.
 #![forbid(unsafe_code)]
 
 pub mod token;
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use pxtop_engine::{Engine, EngineConfig};
-use pxtop_kelvin::{HealthSource, KelvinService, NoProbes};
+use pxtop_kelvin::{
+    HealthSource, KelvinService, NoProbes,
+    cluster::{PemIdentity, PemRegistry},
+};
 use pxtop_metadata::{LocalMetadata, Metadata};
 use pxtop_pem::{HealthReader, PemConfig, PemError};
 use pxtop_proto::v1;
@@ -32,6 +37,8 @@ pub struct Config {
     pub pem: PemConfig,
     /// Query settings.
     pub engine: EngineConfig,
+    /// This node's name in `ctx("node")` (default: the host name).
+    pub node_name: Option<String>,
 }
 
 impl Default for Config {
@@ -43,6 +50,7 @@ impl Default for Config {
             capture: true,
             pem: PemConfig::default(),
             engine: EngineConfig::default(),
+            node_name: None,
         }
     }
 }
@@ -104,12 +112,17 @@ impl HealthSource for PemHealth {
     }
 }
 
-/// Runs the backend on `listener` until `shutdown` completes, then detaches the probes.
-pub async fn run(
-    listener: TcpListener,
-    config: Config,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), Error> {
+/// One node's data side: its store, metadata, capture (when on) and engine.
+struct Node {
+    /// The node's name (`ctx("node")`, and the PEM's name in cluster mode).
+    name: String,
+    store: Arc<Store>,
+    engine: Arc<Engine>,
+    pem: Option<pxtop_pem::PemHandle>,
+    health: Arc<dyn HealthSource>,
+}
+
+async fn start_node(config: &Config, capture: bool) -> Result<Node, Error> {
     if config.token.is_empty() {
         return Err(Error::NoToken);
     }
@@ -118,8 +131,12 @@ pub async fn run(
         table_budgets: config.table_budgets.clone(),
         ..StoreConfig::default()
     })?);
-    let metadata = LocalMetadata::new();
-    let pem = if config.capture {
+    let metadata = match &config.node_name {
+        Some(name) => LocalMetadata::with_host(name.clone()),
+        None => LocalMetadata::new(),
+    };
+    let name = metadata.host().to_string();
+    let pem = if capture {
         Some(pxtop_pem::start(config.pem.clone(), store.clone(), metadata.clone()).await?)
     } else {
         None
@@ -130,10 +147,86 @@ pub async fn run(
     };
     let metadata: Arc<dyn Metadata + Send + Sync> = metadata;
     let engine = Arc::new(Engine::new(store.clone(), metadata, config.engine.clone()));
-    let service = KelvinService::new(engine, store, health);
+    Ok(Node {
+        name,
+        store,
+        engine,
+        pem,
+        health,
+    })
+}
+
+/// Runs the backend on `listener` until `shutdown` completes, then detaches the probes.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let node = start_node(&config, config.capture).await?;
+    let service = KelvinService::new(node.engine, node.store, node.health);
     let served = pxtop_kelvin::serve(listener, service, &config.token, shutdown).await;
-    if let Some(p) = pem {
+    if let Some(p) = node.pem {
         p.shutdown().await;
     }
     Ok(served?)
+}
+
+/// How a PEM joins its cluster.
+#[derive(Debug, Clone)]
+pub struct PemRole {
+    /// Kelvin's address, host:port.
+    pub kelvin: String,
+    /// The address Kelvin reaches this PEM's listener at, host:port.
+    pub advertise: String,
+}
+
+/// The PEM role: captures on this node, serves its part of every query on `listener`, and
+/// heartbeats Kelvin (reconnecting by itself when Kelvin restarts) until `shutdown`.
+pub async fn run_pem(
+    listener: TcpListener,
+    config: Config,
+    role: PemRole,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let node = start_node(&config, config.capture).await?;
+    let name = node.name.clone();
+    let started_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64);
+    let beat = tokio::spawn(pxtop_kelvin::cluster::heartbeat_loop(
+        role.kelvin,
+        config.token.clone(),
+        PemIdentity {
+            name,
+            addr: role.advertise,
+            started_ns,
+        },
+    ));
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let served = tonic::transport::Server::builder()
+        .add_service(pxtop_kelvin::cluster::pem_server(
+            node.engine.clone(),
+            &config.token,
+        ))
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await;
+    beat.abort();
+    if let Some(p) = node.pem {
+        p.shutdown().await;
+    }
+    Ok(served?)
+}
+
+/// The Kelvin role: serves pxtop's API on `listener` and fans every query out to the PEMs
+/// that heartbeat it, waiting `pem_timeout` for each. Captures nothing itself.
+pub async fn run_kelvin(
+    listener: TcpListener,
+    config: Config,
+    pem_timeout: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let node = start_node(&config, false).await?;
+    let registry = PemRegistry::new(&config.token, pem_timeout);
+    let service = KelvinService::new(node.engine, node.store, node.health).with_registry(registry);
+    Ok(pxtop_kelvin::serve(listener, service, &config.token, shutdown).await?)
 }

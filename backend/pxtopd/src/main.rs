@@ -18,11 +18,81 @@ use pxtopd::{Config, DEFAULT_LISTEN, token};
 ///
 /// Example: sudo pxtopd --listen 127.0.0.1:50451, then: pxtop run px/http_data -o json
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(version, args_conflicts_with_subcommands = true)]
 struct Args {
+    /// Run one role of a cluster instead of both on this node.
+    #[command(subcommand)]
+    role: Option<Role>,
+    #[command(flatten)]
+    all: AllInOne,
+}
+
+/// The default: PEM and Kelvin in one process.
+#[derive(Debug, clap::Args)]
+struct AllInOne {
     /// Address to serve gRPC on. Keep it on loopback unless a network policy protects it.
     #[arg(long, env = "PXTOP_LISTEN", default_value = DEFAULT_LISTEN)]
     listen: SocketAddr,
+    #[command(flatten)]
+    capture: CaptureArgs,
+    #[command(flatten)]
+    query: QueryArgs,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Role {
+    /// A node's agent in a cluster: captures on this node, keeps its tables, runs its part of
+    /// every query, and heartbeats Kelvin (re-registering by itself after either restarts).
+    ///
+    /// Example: pxtopd pem --kelvin kelvin.pxtop:50451 --listen 0.0.0.0:50452
+    ///          --advertise $POD_IP:50452 --node-name $NODE_NAME
+    Pem(PemArgs),
+    /// The cluster's query service: serves pxtop's API and fans every query out to the PEMs
+    /// that heartbeat it, merging their answers; PEMs that don't answer are named in a
+    /// warning. Captures nothing itself.
+    ///
+    /// Example: pxtopd kelvin --listen 0.0.0.0:50451
+    Kelvin(KelvinArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct PemArgs {
+    /// Kelvin's address, host:port.
+    #[arg(long, env = "PXTOP_KELVIN")]
+    kelvin: String,
+    /// Address to serve Kelvin's queries on.
+    #[arg(long, env = "PXTOP_LISTEN", default_value = "127.0.0.1:50452")]
+    listen: SocketAddr,
+    /// Address Kelvin reaches this PEM at, host:port (default: --listen, which then must not
+    /// be 0.0.0.0). In Kubernetes: $(POD_IP):50452.
+    #[arg(long, env = "PXTOP_ADVERTISE")]
+    advertise: Option<String>,
+    /// This node's name: the PEM's name in warnings and ctx("node") in rows (default: the
+    /// host name). In Kubernetes: the downward API's spec.nodeName.
+    #[arg(long, env = "PXTOP_NODE_NAME")]
+    node_name: Option<String>,
+    #[command(flatten)]
+    capture: CaptureArgs,
+    #[command(flatten)]
+    query: QueryArgs,
+}
+
+#[derive(Debug, clap::Args)]
+struct KelvinArgs {
+    /// Address to serve pxtop's API and the PEMs' heartbeats on.
+    #[arg(long, env = "PXTOP_LISTEN", default_value = DEFAULT_LISTEN)]
+    listen: SocketAddr,
+    /// How long to wait for each PEM's part of a query; a PEM slower than this is named in a
+    /// warning and its rows are left out. Keep it below --script-timeout.
+    #[arg(long, default_value = "10s", value_parser = parse_seconds)]
+    pem_timeout: std::time::Duration,
+    #[command(flatten)]
+    query: QueryArgs,
+}
+
+/// What the node keeps and captures.
+#[derive(Debug, clap::Args)]
+struct CaptureArgs {
     /// Memory all tables together may hold, e.g. 512MiB, 2GiB. Oldest rows go first.
     #[arg(long, default_value = "1GiB", value_parser = parse_bytes)]
     node_budget: u64,
@@ -52,9 +122,36 @@ struct Args {
     /// off).
     #[arg(long, default_value = "10s", value_parser = parse_seconds)]
     process_stats_interval: std::time::Duration,
+    /// Count TCP retransmits, drops (with the kernel's reason) and state changes per connection
+    /// (px/tcp_retransmits, px/tcp_drops) over windows this long (0 turns the probe off).
+    #[arg(long, default_value = "1s", value_parser = parse_seconds)]
+    tcp_stats_interval: std::time::Duration,
+    /// Sample every CPU's stacks at 99 Hz (perf_event) and write the counts, symbolized, to
+    /// stack_traces (px/perf_flamegraph) this often (0 turns the profiler off).
+    #[arg(long, default_value = "10s", value_parser = parse_seconds)]
+    profiler_push_interval: std::time::Duration,
     /// Bytes of each HTTP body kept in tables (bodies are cut with "... [TRUNCATED]").
     #[arg(long, default_value = "1KiB", value_parser = parse_bytes)]
     body_limit: u64,
+    /// Serve queries without loading probes (no root needed; tables stay empty).
+    #[arg(long)]
+    no_capture: bool,
+    /// Whose traffic to capture: `node` (every process on this kernel) or `netns` (only
+    /// processes in pxtopd's own network namespace: several PEMs sharing one kernel, each in
+    /// a namespace, as in tests and dev clusters).
+    #[arg(long, value_enum, default_value_t = CaptureScope::Node)]
+    capture_scope: CaptureScope,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum CaptureScope {
+    Node,
+    Netns,
+}
+
+/// Limits on scripts and their results.
+#[derive(Debug, clap::Args)]
+struct QueryArgs {
     /// Deadline for running a script, and separately for computing its tables (e.g. 30s).
     #[arg(long, default_value = "30s", value_parser = parse_seconds)]
     script_timeout: std::time::Duration,
@@ -69,9 +166,6 @@ struct Args {
     #[arg(long, default_value_t = 10_000,
           value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     max_output_rows: u64,
-    /// Serve queries without loading probes (no root needed; tables stay empty).
-    #[arg(long)]
-    no_capture: bool,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -138,31 +232,78 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(args: Args) -> anyhow::Result<()> {
-    if !args.no_capture {
-        pxtopd::preflight()?;
-    }
     let (token, source) = token::resolve_server_token()
         .map_err(|e| anyhow::anyhow!("token: {e}; or set {}", token::ENV))?;
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "cannot listen on {}: {e}; pick a free port with --listen 127.0.0.1:PORT",
-                args.listen
-            )
-        })?;
-    let addr = listener.local_addr()?;
     let mut config = Config::new(token);
-    config.node_budget_bytes = args.node_budget;
-    config.table_budgets = args.table_budgets;
-    config.capture = !args.no_capture;
-    if args.script_timeout.is_zero() {
-        anyhow::bail!("--script-timeout must be more than 0, e.g. 30s");
+    let (listen, role) = match args.role {
+        None => {
+            apply_capture(&mut config, &args.all.capture)?;
+            apply_query(&mut config, &args.all.query)?;
+            (args.all.listen, None)
+        }
+        Some(Role::Pem(p)) => {
+            apply_capture(&mut config, &p.capture)?;
+            apply_query(&mut config, &p.query)?;
+            config.node_name = p.node_name.clone();
+            let advertise = match p.advertise {
+                Some(a) => a,
+                None if p.listen.ip().is_unspecified() => anyhow::bail!(
+                    "--listen {} is every interface: say which address Kelvin reaches this \
+                     PEM at with --advertise HOST:PORT",
+                    p.listen
+                ),
+                None => p.listen.to_string(),
+            };
+            let role = pxtopd::PemRole {
+                kelvin: p.kelvin,
+                advertise,
+            };
+            (p.listen, Some(Ok(role)))
+        }
+        Some(Role::Kelvin(k)) => {
+            apply_query(&mut config, &k.query)?;
+            config.capture = false;
+            if k.pem_timeout.is_zero() {
+                anyhow::bail!("--pem-timeout must be more than 0, e.g. 10s");
+            }
+            (k.listen, Some(Err(k.pem_timeout)))
+        }
+    };
+    if config.capture {
+        pxtopd::preflight()?;
     }
-    config.engine.script_timeout = args.script_timeout;
-    config.engine.max_operations = args.script_max_operations;
-    config.engine.max_call_depth = usize::try_from(args.script_max_call_depth)?;
-    config.engine.max_output_rows = usize::try_from(args.max_output_rows)?;
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot listen on {listen}: {e}; pick a free port with --listen 127.0.0.1:PORT"
+        )
+    })?;
+    let addr = listener.local_addr()?;
+    match &role {
+        None => eprintln!("pxtopd listening on {addr}"),
+        Some(Ok(p)) => eprintln!(
+            "pxtopd pem listening on {addr} (advertised as {}), registering with Kelvin at {}",
+            p.advertise, p.kelvin
+        ),
+        Some(Err(_)) => eprintln!("pxtopd kelvin listening on {addr}"),
+    }
+    match source {
+        token::Source::Env => eprintln!("token: from {}", token::ENV),
+        token::Source::File(p) => eprintln!("token: in {}", p.display()),
+    }
+    match role {
+        None => pxtopd::run(listener, config, shutdown_signal()).await?,
+        Some(Ok(p)) => pxtopd::run_pem(listener, config, p, shutdown_signal()).await?,
+        Some(Err(t)) => pxtopd::run_kelvin(listener, config, t, shutdown_signal()).await?,
+    }
+    eprintln!("pxtopd stopped");
+    Ok(())
+}
+
+fn apply_capture(config: &mut Config, args: &CaptureArgs) -> anyhow::Result<()> {
+    config.node_budget_bytes = args.node_budget;
+    config.table_budgets = args.table_budgets.clone();
+    config.capture = !args.no_capture;
+    config.pem.own_netns_only = args.capture_scope == CaptureScope::Netns;
     config.pem.capture_bytes = u32::try_from(args.capture_bytes)
         .map_err(|_| anyhow::anyhow!("--capture-bytes is too large"))?;
     config.pem.body_limit = usize::try_from(args.body_limit)?;
@@ -174,19 +315,27 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         (!args.tls_scan_interval.is_zero()).then_some(args.tls_scan_interval);
     config.pem.process_stats_interval =
         (!args.process_stats_interval.is_zero()).then_some(args.process_stats_interval);
+    config.pem.tcp_stats_interval =
+        (!args.tcp_stats_interval.is_zero()).then_some(args.tcp_stats_interval);
+    config.pem.profiler_push_interval =
+        (!args.profiler_push_interval.is_zero()).then_some(args.profiler_push_interval);
     config.pem.ring_bytes = u32::try_from(args.ring_size)
         .ok()
         .filter(|n| n.is_power_of_two() && *n >= 4096)
         .ok_or_else(|| {
             anyhow::anyhow!("--ring-size must be a power of two from 4KiB to 2GiB, e.g. 32MiB")
         })?;
-    eprintln!("pxtopd listening on {addr}");
-    match source {
-        token::Source::Env => eprintln!("token: from {}", token::ENV),
-        token::Source::File(p) => eprintln!("token: in {}", p.display()),
+    Ok(())
+}
+
+fn apply_query(config: &mut Config, args: &QueryArgs) -> anyhow::Result<()> {
+    if args.script_timeout.is_zero() {
+        anyhow::bail!("--script-timeout must be more than 0, e.g. 30s");
     }
-    pxtopd::run(listener, config, shutdown_signal()).await?;
-    eprintln!("pxtopd stopped");
+    config.engine.script_timeout = args.script_timeout;
+    config.engine.max_operations = args.script_max_operations;
+    config.engine.max_call_depth = usize::try_from(args.script_max_call_depth)?;
+    config.engine.max_output_rows = usize::try_from(args.max_output_rows)?;
     Ok(())
 }
 
@@ -236,7 +385,7 @@ mod script_limit_tests {
 
     #[test]
     fn script_limits_parse_and_default_to_the_engine_defaults() {
-        let a = Args::try_parse_from(["pxtopd"]).unwrap();
+        let a = Args::try_parse_from(["pxtopd"]).unwrap().all.query;
         let d = pxtop_engine::EngineConfig::default();
         assert_eq!(a.script_max_operations, d.max_operations);
         assert_eq!(a.script_timeout, d.script_timeout);
@@ -251,10 +400,46 @@ mod script_limit_tests {
             "--max-output-rows",
             "50",
         ])
-        .unwrap();
+        .unwrap()
+        .all
+        .query;
         assert_eq!(a.script_max_operations, 100);
         assert_eq!(a.script_timeout, std::time::Duration::from_millis(2500));
         assert_eq!(a.max_output_rows, 50);
         assert!(Args::try_parse_from(["pxtopd", "--script-max-operations", "0"]).is_err());
+    }
+
+    #[test]
+    fn roles_parse_with_their_own_flags() {
+        let a = Args::try_parse_from([
+            "pxtopd",
+            "pem",
+            "--kelvin",
+            "10.0.0.1:50451",
+            "--listen",
+            "0.0.0.0:50452",
+            "--advertise",
+            "10.0.0.7:50452",
+            "--node-name",
+            "node-7",
+            "--no-capture",
+        ])
+        .unwrap();
+        let Some(super::Role::Pem(p)) = a.role else {
+            panic!("not a PEM: {a:?}")
+        };
+        assert_eq!(p.kelvin, "10.0.0.1:50451");
+        assert_eq!(p.advertise.as_deref(), Some("10.0.0.7:50452"));
+        assert_eq!(p.node_name.as_deref(), Some("node-7"));
+        assert!(p.capture.no_capture);
+        let a = Args::try_parse_from(["pxtopd", "kelvin", "--pem-timeout", "5s"]).unwrap();
+        let Some(super::Role::Kelvin(k)) = a.role else {
+            panic!("not Kelvin: {a:?}")
+        };
+        assert_eq!(k.pem_timeout, std::time::Duration::from_secs(5));
+        // Kelvin captures nothing, so capture flags are refused there.
+        assert!(Args::try_parse_from(["pxtopd", "kelvin", "--no-capture"]).is_err());
+        // A PEM must know its Kelvin.
+        assert!(Args::try_parse_from(["pxtopd", "pem"]).is_err());
     }
 }

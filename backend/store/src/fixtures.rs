@@ -12,9 +12,10 @@ use crate::{
     rows::{
         CmdEvent, CmdEventsBuilder, ConnStatsBuilder, ConnStatsRow, HttpEvent, HttpEventsBuilder,
         NetworkStatsBuilder, NetworkStatsRow, ProbeStatusBuilder, ProbeStatusRow,
-        ProcessStatsBuilder, ProcessStatsRow, Val,
+        ProcessStatsBuilder, ProcessStatsRow, StackTraceRow, StackTracesBuilder, TcpStatsBuilder,
+        TcpStatsRow, Val,
     },
-    schema::{self, content_type, format_upid, mysql_status, protocol, trace_role},
+    schema::{self, content_type, format_upid, mysql_status, protocol, tcp_event, trace_role},
 };
 
 /// Rows per batch, as the store seals them.
@@ -154,9 +155,9 @@ pub fn agent_upid() -> String {
 
 /// Every table the store holds, filled from `start_ns` over [`SPAN_NS`]: ~2,400 HTTP requests
 /// served by the four services, their clients' database, cache and DNS traffic, connection
-/// counters every 10 s, the probes' health every 10 s, and process and network namespace
-/// figures every 10 s. One batch per table, so queries over
-/// it see the rows in one order whatever the machine (aggregates merge deterministically).
+/// counters every 10 s, the probes' health every 10 s, process and network namespace
+/// figures every 10 s, TCP health (retransmits, drops, state changes) every second and the CPU
+/// profiler's stacks every 10 s. One batch per table, so queries over it see the rows in one order whatever the machine (aggregates merge deterministically).
 pub fn fill(store: &Store, start_ns: i64) -> Result<(), StoreError> {
     for b in http_events_every(2400, start_ns, SPAN_NS / 2400, 42) {
         store.append("http_events", b)?;
@@ -170,6 +171,8 @@ pub fn fill(store: &Store, start_ns: i64) -> Result<(), StoreError> {
     store.append("probe_status", probe_status(start_ns))?;
     store.append("process_stats", process_stats(start_ns))?;
     store.append("network_stats", network_stats(start_ns))?;
+    store.append("tcp_stats_events", tcp_stats_events(start_ns))?;
+    store.append("stack_traces", stack_traces(start_ns))?;
     Ok(())
 }
 
@@ -847,6 +850,213 @@ pub fn network_stats(start_ns: i64) -> RecordBatch {
                 tx_packets: secs * tx / size,
                 tx_errors: if j == 0 { 1 } else { 0 },
                 tx_drops: 0,
+            });
+        }
+    }
+    b.finish()
+}
+
+/// `tcp_stats_events`: one row per connection and second with something to report. `checkout`'s
+/// TLS connection to an outside API loses segments (retransmits, then the peer's duplicates
+/// dropped as `TCP_OLD_DATA`); `users` retransmits to Cassandra now and then; `cart` is a slow
+/// reader (`TCP_ZEROWINDOW`); the host firewall drops a scanner (`NETFILTER_DROP`, no process);
+/// segments for a closed port of `users` find no socket; `checkout` reconnects every 30 s
+/// (state changes with the bytes each connection moved).
+pub fn tcp_stats_events(start_ns: i64) -> RecordBatch {
+    let mut rng = Rng(23);
+    let mut b = TcpStatsBuilder::with_capacity(512);
+    let row = |t: i64, upid: String, remote: (&str, i64), local: (String, i64)| TcpStatsRow {
+        time_ns: t,
+        upid,
+        remote_addr: remote.0.to_string(),
+        remote_port: remote.1,
+        local_addr: local.0,
+        local_port: local.1,
+        ..TcpStatsRow::default()
+    };
+    let api = ("93.184.216.34", 443);
+    for sec in 0..SPAN_NS / SEC {
+        let t = start_ns + sec * SEC;
+        let r = rng.next();
+        // checkout's connection of the moment to the API (a new local port every 30 s).
+        let conn = sec / 30;
+        let api_local = (service_addr(2), 45_000 + conn);
+        if sec % 30 == 0 {
+            for (j, (old, new)) in [("CLOSE", "SYN_SENT"), ("SYN_SENT", "ESTABLISHED")]
+                .into_iter()
+                .enumerate()
+            {
+                b.append(&TcpStatsRow {
+                    event: tcp_event::STATE_CHANGE,
+                    old_state: old.into(),
+                    state: new.into(),
+                    tx: if j == 1 { 517 } else { 0 },
+                    rx: if j == 1 { 1 } else { 0 },
+                    ..row(t + j as i64 * 2_000_000, upid(2), api, api_local.clone())
+                });
+            }
+        }
+        if sec % 30 == 29 {
+            for (j, (old, new)) in [("ESTABLISHED", "FIN_WAIT1"), ("FIN_WAIT1", "FIN_WAIT2")]
+                .into_iter()
+                .enumerate()
+            {
+                b.append(&TcpStatsRow {
+                    event: tcp_event::STATE_CHANGE,
+                    old_state: old.into(),
+                    state: new.into(),
+                    tx: if j == 0 { 180_000 } else { 0 },
+                    rx: if j == 0 { 520_000 } else { 31 },
+                    ..row(t + 500_000_000 + j as i64, upid(2), api, api_local.clone())
+                });
+            }
+        }
+        // Loss towards the API in the second half: retransmits, then duplicates dropped.
+        if sec >= SPAN_NS / SEC / 2 && !r.is_multiple_of(3) {
+            b.append(&TcpStatsRow {
+                event: tcp_event::RETRANSMIT,
+                retransmits: 1 + (r >> 8) as i64 % 4,
+                state: "ESTABLISHED".into(),
+                tx: 2_800 + (r >> 16) as i64 % 4_000,
+                rx: 6_000 + (r >> 24) as i64 % 9_000,
+                ..row(t + 100_000_000, upid(2), api, api_local.clone())
+            });
+            if (r >> 32).is_multiple_of(4) {
+                b.append(&TcpStatsRow {
+                    event: tcp_event::DROP,
+                    drops: 1,
+                    drop_reason: "TCP_OLD_DATA".into(),
+                    state: "ESTABLISHED".into(),
+                    ..row(t + 150_000_000, upid(2), api, api_local.clone())
+                });
+            }
+        }
+        if sec % 20 == 7 {
+            b.append(&TcpStatsRow {
+                event: tcp_event::RETRANSMIT,
+                retransmits: 1,
+                state: "ESTABLISHED".into(),
+                tx: 1_200,
+                rx: 3_400,
+                ..row(
+                    t + 300_000_000,
+                    upid(3),
+                    ("10.0.2.13", 9042),
+                    (service_addr(3), 40_301),
+                )
+            });
+        }
+        if sec % 15 == 3 {
+            b.append(&TcpStatsRow {
+                event: tcp_event::DROP,
+                drops: 2 + (r >> 40) as i64 % 3,
+                drop_reason: "TCP_ZEROWINDOW".into(),
+                state: "ESTABLISHED".into(),
+                ..row(
+                    t + 400_000_000,
+                    upid(1),
+                    (&service_addr(0), 41_002),
+                    (service_addr(1), 8080),
+                )
+            });
+        }
+        if sec % 10 == 5 {
+            b.append(&TcpStatsRow {
+                event: tcp_event::DROP,
+                drops: 3 + (r >> 44) as i64 % 5,
+                drop_reason: "NETFILTER_DROP".into(),
+                ..row(
+                    t + 600_000_000,
+                    String::new(),
+                    ("198.51.100.23", 51_344),
+                    (service_addr(0), 22),
+                )
+            });
+        }
+        if sec % 40 == 11 {
+            b.append(&TcpStatsRow {
+                event: tcp_event::DROP,
+                drops: 1,
+                drop_reason: "NO_SOCKET".into(),
+                ..row(
+                    t + 700_000_000,
+                    String::new(),
+                    ("10.0.0.2", 51_990),
+                    (service_addr(3), 8081),
+                )
+            });
+        }
+    }
+    b.finish()
+}
+
+/// The folded stacks of [`stack_traces`]: (process: service index, 4 for the agent; stack;
+/// samples per 10 s). Kernel frames end in `_[k]`; frames without a symbol show the module and
+/// file offset, or the bare address.
+pub const STACKS: &[(u32, &str, i64)] = &[
+    (
+        0,
+        "_start;__libc_start_main;main;server::serve;server::handle;template::render",
+        31,
+    ),
+    (
+        0,
+        "_start;__libc_start_main;main;server::serve;server::handle;json::encode",
+        12,
+    ),
+    (
+        0,
+        "_start;__libc_start_main;main;server::serve;epoll_wait;entry_SYSCALL_64_after_hwframe_[k];\
+         do_syscall_64_[k];__x64_sys_epoll_wait_[k]",
+        4,
+    ),
+    (
+        1,
+        "_start;__libc_start_main;main;cart::handler;cart::db::query;__libc_write;\
+         entry_SYSCALL_64_after_hwframe_[k];do_syscall_64_[k];ksys_write_[k];tcp_sendmsg_[k]",
+        9,
+    ),
+    (
+        1,
+        "_start;__libc_start_main;main;cart::handler;cart::price;libcrypto.so.3+0x1a2b40",
+        6,
+    ),
+    (
+        2,
+        "_start;__libc_start_main;main;checkout::run;checkout::tax;checkout::round",
+        18,
+    ),
+    (2, "clone3;start_thread;worker;0x7f3c2a1b3c40", 3),
+    (
+        3,
+        "_start;__libc_start_main;main;users::lookup;hash_find",
+        7,
+    ),
+    (
+        4,
+        "_start;__libc_start_main;main;pxtopd::pem::drain;bpf;entry_SYSCALL_64_after_hwframe_[k];\
+         do_syscall_64_[k];__sys_bpf_[k]",
+        2,
+    ),
+];
+
+/// `stack_traces`: every 10 s (one push period), one row per [`STACKS`] entry, its count
+/// varying a little from period to period.
+pub fn stack_traces(start_ns: i64) -> RecordBatch {
+    let samples = SPAN_NS / (10 * SEC);
+    let mut b = StackTracesBuilder::with_capacity(STACKS.len() * samples as usize);
+    for k in 1..=samples {
+        for (j, (proc, stack, count)) in STACKS.iter().enumerate() {
+            b.append(&StackTraceRow {
+                time_ns: start_ns + k * 10 * SEC + j as i64,
+                upid: if *proc == 4 {
+                    agent_upid()
+                } else {
+                    upid(*proc)
+                },
+                stack_trace_id: schema::stack_trace_id(stack),
+                stack_trace: (*stack).to_string(),
+                count: count + (k + j as i64) % 3,
             });
         }
     }

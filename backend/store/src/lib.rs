@@ -27,7 +27,7 @@ use parking_lot::RwLock;
 pub use rows::{
     CmdEvent, CmdEventsBuilder, ConnStatsBuilder, ConnStatsRow, HttpEvent, HttpEventsBuilder,
     NetworkStatsBuilder, NetworkStatsRow, ProbeStatusBuilder, ProbeStatusRow, ProcessStatsBuilder,
-    ProcessStatsRow, Val,
+    ProcessStatsRow, StackTraceRow, StackTracesBuilder, TcpStatsBuilder, TcpStatsRow, Val,
 };
 pub use schema::{PlannedTable, TableDef};
 

@@ -720,6 +720,176 @@ impl NetworkStatsBuilder {
     }
 }
 
+/// One `tcp_stats_events` row: what happened to one TCP connection in one flush window.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TcpStatsRow {
+    /// The window's last event, ns since the Unix epoch.
+    pub time_ns: i64,
+    /// The process that set the connection up; "" when not known.
+    pub upid: String,
+    /// The other end's address.
+    pub remote_addr: String,
+    /// The other end's port.
+    pub remote_port: i64,
+    /// This host's address.
+    pub local_addr: String,
+    /// This host's port.
+    pub local_port: i64,
+    /// [`schema::tcp_event`].
+    pub event: &'static str,
+    /// Segments retransmitted.
+    pub retransmits: i64,
+    /// Segments dropped.
+    pub drops: i64,
+    /// Drops: the kernel's reason (`NETFILTER_DROP`, ...); "" otherwise.
+    pub drop_reason: String,
+    /// State changes: the state before; "" otherwise.
+    pub old_state: String,
+    /// The state after a change; for retransmits and drops the socket's state ("" unknown).
+    pub state: String,
+    /// Bytes sent on the connection since its previous row (or since the agent first saw it).
+    pub tx: i64,
+    /// Bytes received on the connection since its previous row.
+    pub rx: i64,
+}
+
+/// Column builders for `tcp_stats_events`.
+#[derive(Debug)]
+pub struct TcpStatsBuilder {
+    time: TimestampNanosecondBuilder,
+    // upid, remote_addr
+    text_a: [StringBuilder; 2],
+    remote_port: Int64Builder,
+    local_addr: StringBuilder,
+    local_port: Int64Builder,
+    event: StringBuilder,
+    // retransmits, drops
+    counts: [Int64Builder; 2],
+    // drop_reason, old_state, state
+    text_b: [StringBuilder; 3],
+    // tx, rx
+    bytes: [Int64Builder; 2],
+}
+
+impl TcpStatsBuilder {
+    /// Builders sized for `n` rows.
+    pub fn with_capacity(n: usize) -> Self {
+        Self {
+            time: TimestampNanosecondBuilder::with_capacity(n),
+            text_a: std::array::from_fn(|_| strings(n)),
+            remote_port: Int64Builder::with_capacity(n),
+            local_addr: strings(n),
+            local_port: Int64Builder::with_capacity(n),
+            event: strings(n),
+            counts: std::array::from_fn(|_| Int64Builder::with_capacity(n)),
+            text_b: std::array::from_fn(|_| strings(n)),
+            bytes: std::array::from_fn(|_| Int64Builder::with_capacity(n)),
+        }
+    }
+
+    /// Adds one row.
+    pub fn append(&mut self, r: &TcpStatsRow) {
+        self.time.append_value(r.time_ns);
+        self.text_a[0].append_value(&r.upid);
+        self.text_a[1].append_value(&r.remote_addr);
+        self.remote_port.append_value(r.remote_port);
+        self.local_addr.append_value(&r.local_addr);
+        self.local_port.append_value(r.local_port);
+        self.event.append_value(r.event);
+        self.counts[0].append_value(r.retransmits);
+        self.counts[1].append_value(r.drops);
+        self.text_b[0].append_value(&r.drop_reason);
+        self.text_b[1].append_value(&r.old_state);
+        self.text_b[2].append_value(&r.state);
+        self.bytes[0].append_value(r.tx);
+        self.bytes[1].append_value(r.rx);
+    }
+
+    /// The rows as a batch; the builder is empty afterwards.
+    pub fn finish(&mut self) -> RecordBatch {
+        let [upid, remote_addr] = &mut self.text_a;
+        let [retransmits, drops] = &mut self.counts;
+        let [reason, old_state, state] = &mut self.text_b;
+        let [tx, rx] = &mut self.bytes;
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(self.time.finish()),
+            Arc::new(upid.finish()),
+            Arc::new(remote_addr.finish()),
+            Arc::new(self.remote_port.finish()),
+            Arc::new(self.local_addr.finish()),
+            Arc::new(self.local_port.finish()),
+            Arc::new(self.event.finish()),
+            Arc::new(retransmits.finish()),
+            Arc::new(drops.finish()),
+            Arc::new(reason.finish()),
+            Arc::new(old_state.finish()),
+            Arc::new(state.finish()),
+            Arc::new(tx.finish()),
+            Arc::new(rx.finish()),
+        ];
+        batch(schema::tcp_stats_events(), cols)
+    }
+}
+
+/// One `stack_traces` row: how often one process was sampled in one stack in a push period.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StackTraceRow {
+    /// End of the push period, ns since the Unix epoch.
+    pub time_ns: i64,
+    /// The process.
+    pub upid: String,
+    /// A hash of `stack_trace`.
+    pub stack_trace_id: i64,
+    /// Folded stack, root first, `;`-separated.
+    pub stack_trace: String,
+    /// Samples.
+    pub count: i64,
+}
+
+/// Column builders for `stack_traces`.
+#[derive(Debug)]
+pub struct StackTracesBuilder {
+    time: TimestampNanosecondBuilder,
+    upid: StringBuilder,
+    id: Int64Builder,
+    stack: StringBuilder,
+    count: Int64Builder,
+}
+
+impl StackTracesBuilder {
+    /// Builders sized for `n` rows.
+    pub fn with_capacity(n: usize) -> Self {
+        Self {
+            time: TimestampNanosecondBuilder::with_capacity(n),
+            upid: strings(n),
+            id: Int64Builder::with_capacity(n),
+            stack: strings(n),
+            count: Int64Builder::with_capacity(n),
+        }
+    }
+
+    /// Adds one row.
+    pub fn append(&mut self, r: &StackTraceRow) {
+        self.time.append_value(r.time_ns);
+        self.upid.append_value(&r.upid);
+        self.id.append_value(r.stack_trace_id);
+        self.stack.append_value(&r.stack_trace);
+        self.count.append_value(r.count);
+    }
+
+    /// The rows as a batch; the builder is empty afterwards.
+    pub fn finish(&mut self) -> RecordBatch {
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(self.time.finish()),
+            Arc::new(self.upid.finish()),
+            Arc::new(self.id.finish()),
+            Arc::new(self.stack.finish()),
+            Arc::new(self.count.finish()),
+        ];
+        batch(schema::stack_traces(), cols)
+    }
+}
+
 #[expect(
     clippy::expect_used,
     reason = "the columns are built in the static schema's order with its types; a mismatch is a bug caught by the tests"

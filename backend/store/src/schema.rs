@@ -289,6 +289,81 @@ pub fn network_stats() -> SchemaRef {
     NETWORK_STATS.clone()
 }
 
+static TCP_STATS_EVENTS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    use DataType::{Int64, Utf8};
+    Arc::new(Schema::new(vec![
+        f("time_", time_type()),
+        f("upid", Utf8),
+        f("remote_addr", Utf8),
+        f("remote_port", Int64),
+        f("local_addr", Utf8),
+        f("local_port", Int64),
+        f("event", Utf8),
+        f("retransmits", Int64),
+        f("drops", Int64),
+        f("drop_reason", Utf8),
+        f("old_state", Utf8),
+        f("state", Utf8),
+        f("tx", Int64),
+        f("rx", Int64),
+    ]))
+});
+
+/// `tcp_stats_events.event` values.
+pub mod tcp_event {
+    /// Segments retransmitted (`tcp:tcp_retransmit_skb`).
+    pub const RETRANSMIT: &str = "retransmit";
+    /// TCP segments dropped, with the kernel's reason (`skb:kfree_skb`).
+    pub const DROP: &str = "drop";
+    /// The socket changed state (`sock:inet_sock_set_state`).
+    pub const STATE_CHANGE: &str = "state_change";
+}
+
+/// `tcp_stats_events`: TCP health per connection and flush window (Pixie's `time_`, `upid`,
+/// addresses, `tx`, `rx`, `retransmits`, plus): `event` ([`tcp_event`]), the counts of
+/// `retransmits` and `drops`, the `drop_reason` (the kernel's `skb_drop_reason` name), and for
+/// state changes `old_state` → `state` (TCP state names without `TCP_`; for retransmits and
+/// drops `state` is the connection's state). `tx`/`rx` are the bytes the connection moved since
+/// its previous row, read from the kernel's counters at retransmits and state changes. `upid`
+/// is the process that connected, listened or accepted, "" when the agent did not see that.
+pub fn tcp_stats_events() -> SchemaRef {
+    TCP_STATS_EVENTS.clone()
+}
+
+static STACK_TRACES: LazyLock<SchemaRef> = LazyLock::new(|| {
+    use DataType::{Int64, Utf8};
+    Arc::new(Schema::new(vec![
+        f("time_", time_type()),
+        f("upid", Utf8),
+        f("stack_trace_id", Int64),
+        f("stack_trace", Utf8),
+        f("count", Int64),
+    ]))
+});
+
+/// `stack_traces` (Pixie's `stack_traces.beta`): CPU profiler samples, one row per (process,
+/// distinct stack) per push period. `stack_trace` is folded, root first, frames separated by
+/// `;`; kernel frames end in `_[k]`; frames without a symbol show `module+0xOFFSET` (file
+/// offset) or `0xADDRESS`; a stack the kernel could not store (its stack-map bucket was taken)
+/// shows as `[user stack lost]` or `[kernel stack lost]_[k]`. `stack_trace_id` is a hash of that
+/// text, the same on every node.
+/// `count` is the samples of that stack in the period.
+pub fn stack_traces() -> SchemaRef {
+    STACK_TRACES.clone()
+}
+
+/// `stack_traces.stack_trace_id` of a folded stack: its 64-bit FNV-1a hash. Hand-written (six
+/// lines) because the id must be the same on every node and in every build, which std's and
+/// foldhash's hashers do not promise.
+pub fn stack_trace_id(folded: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in folded.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h as i64
+}
+
 /// A table the store knows, with its share of the node budget.
 #[derive(Debug, Clone)]
 pub struct TableDef {
@@ -309,7 +384,7 @@ pub fn all_tables() -> Vec<TableDef> {
             name: "http_events",
             aliases: &[],
             schema: http_events(),
-            budget_percent: 58,
+            budget_percent: 52,
         },
         TableDef {
             name: "conn_stats",
@@ -365,6 +440,18 @@ pub fn all_tables() -> Vec<TableDef> {
             schema: network_stats(),
             budget_percent: 1,
         },
+        TableDef {
+            name: "tcp_stats_events",
+            aliases: &["tcp_stats"],
+            schema: tcp_stats_events(),
+            budget_percent: 3,
+        },
+        TableDef {
+            name: "stack_traces",
+            aliases: &[],
+            schema: stack_traces(),
+            budget_percent: 3,
+        },
     ]
 }
 
@@ -382,19 +469,8 @@ pub struct PlannedTable {
 
 /// Tables Pixie has and pxtop will collect, with the feature that brings each.
 pub fn planned_tables() -> &'static [PlannedTable] {
-    const SYSTEM: &str = "system telemetry";
-    &[
-        PlannedTable {
-            name: "tcp_stats_events",
-            aliases: &["tcp_stats"],
-            feature: SYSTEM,
-        },
-        PlannedTable {
-            name: "stack_traces",
-            aliases: &[],
-            feature: SYSTEM,
-        },
-    ]
+    // Every table pxtop set out to collect has its source now; the next one goes here.
+    &[]
 }
 
 /// Formats a upid as Pixie does: the 128-bit value `(asid << 96) | (pid << 64) | start_ticks`
@@ -425,6 +501,14 @@ pub fn parse_upid(s: &str) -> Option<(u32, u32, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stack_trace_ids_are_fnv1a() {
+        // The reference vectors of FNV-1a 64.
+        assert_eq!(stack_trace_id(""), 0xcbf2_9ce4_8422_2325_u64 as i64);
+        assert_eq!(stack_trace_id("a"), 0xaf63_dc4c_8601_ec8c_u64 as i64);
+        assert_ne!(stack_trace_id("main;hot"), stack_trace_id("main;cold"));
+    }
 
     #[test]
     fn upid_round_trips() {
