@@ -6,6 +6,7 @@
 pub mod app;
 pub mod data;
 pub mod event_loop;
+pub mod keys;
 pub mod render;
 pub mod views;
 

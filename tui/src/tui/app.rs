@@ -4,10 +4,13 @@
 use std::time::Duration;
 
 use chrono::{FixedOffset, NaiveDateTime};
-use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use crossterm::event::{
+    KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
+};
 use pxtop_proto::v1::{ExecutionStats, ScriptInfo};
 
 use super::data::TableData;
+use super::keys::{self, Command};
 use super::views::{self, Args, KeyOutcome, Widget, WidgetState};
 use crate::client::QueryResult;
 
@@ -24,6 +27,15 @@ pub enum Action {
     SetPaused(bool),
     /// Refresh now, even when paused.
     RefreshNow,
+    /// Stop the query in flight (a slow one the user gave up on).
+    Cancel,
+    /// Put this text on the clipboard (OSC 52); the label says what it was.
+    Copy {
+        /// The text.
+        text: String,
+        /// What was copied, for the status line (`column latency`).
+        what: String,
+    },
     /// Write this flame graph (folded lines) as SVG; the name titles it and the file.
     ExportSvg {
         /// The output table's name.
@@ -42,13 +54,99 @@ pub enum Screen {
     Live,
 }
 
-/// The script picker's state.
+/// The script palette's state.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Picker {
     /// What was typed.
     pub query: String,
     /// Index into [`App::picker_matches`].
     pub selected: usize,
+    /// The arguments form of the selected script, when open (`Tab`).
+    pub form: Option<Form>,
+}
+
+/// A script's arguments as editable fields, prefilled with the defaults (or the running
+/// script's values).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Form {
+    /// The script.
+    pub script: String,
+    /// (name, value, help) per parameter, in the script's order.
+    pub fields: Vec<(String, String, String)>,
+    /// The field being edited.
+    pub focus: usize,
+}
+
+/// How `/` matches rows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// What was typed; a leading `!` keeps the rows that do NOT match the rest.
+    pub text: String,
+    /// Match the text as a regular expression (case-insensitive) instead of a substring.
+    pub regex: bool,
+}
+
+impl Filter {
+    /// No filter.
+    pub fn is_empty(&self) -> bool {
+        self.text.is_empty()
+    }
+
+    /// How the title shows it: `/x`, `/!x`, `re/x`.
+    pub fn label(&self) -> String {
+        let kind = if self.regex { "re/" } else { "/" };
+        format!("{kind}{}", self.text)
+    }
+
+    /// The matcher, or why the regex does not compile.
+    pub fn matcher(&self) -> Result<Matcher, String> {
+        let (invert, text) = match self.text.strip_prefix('!') {
+            Some(rest) => (true, rest),
+            None => (false, self.text.as_str()),
+        };
+        let how = if self.regex {
+            let re = regex::RegexBuilder::new(text)
+                .case_insensitive(true)
+                .build()
+                .map_err(|e| {
+                    e.to_string()
+                        .lines()
+                        .last()
+                        .unwrap_or("bad regex")
+                        .trim()
+                        .to_owned()
+                })?;
+            How::Regex(re)
+        } else {
+            How::Substring(text.to_lowercase())
+        };
+        Ok(Matcher { how, invert })
+    }
+}
+
+/// A compiled [`Filter`].
+#[derive(Debug, Clone)]
+pub struct Matcher {
+    how: How,
+    invert: bool,
+}
+
+#[derive(Debug, Clone)]
+enum How {
+    Substring(String),
+    Regex(regex::Regex),
+}
+
+impl Matcher {
+    /// Whether a row (its cells' texts) passes.
+    pub fn keeps<'a>(&self, mut cells: impl Iterator<Item = &'a str>) -> bool {
+        let hit = match &self.how {
+            How::Substring(n) if n.is_empty() => return true,
+            How::Substring(n) => cells.any(|c| c.to_lowercase().contains(n.as_str())),
+            How::Regex(re) => cells.any(|c| re.is_match(c)),
+        };
+        hit != self.invert
+    }
 }
 
 /// A sort: column index and direction.
@@ -65,13 +163,20 @@ pub struct Sort {
 pub struct View {
     /// The sort, if any (else arrival order).
     pub sort: Option<Sort>,
-    /// Rows must contain this (case-insensitive) in some cell.
-    pub filter: String,
+    /// Which rows show (`/`).
+    pub filter: Filter,
+    /// Why the filter shows nothing: its regex does not compile.
+    pub filter_error: Option<String>,
+    /// The shown columns (table column indices) in display order; hidden ones are absent.
+    /// Empty until the first result: then every column in the table's order.
+    pub order: Vec<usize>,
+    /// The current column: a position in `order` (sort, copy, move and hide act on it).
+    pub column: usize,
     /// Selected position in `visible`.
     pub selected: usize,
     /// First visible position (vertical scroll).
     pub offset: usize,
-    /// First shown column (horizontal scroll).
+    /// First shown position in `order` (horizontal scroll).
     pub first_column: usize,
     /// Row indices after filtering and sorting, in display order.
     pub visible: Vec<usize>,
@@ -105,8 +210,20 @@ pub struct App {
     pub script: Option<String>,
     /// Its arguments (from a drill-down; empty: the script's defaults).
     pub args: Args,
-    /// Scripts drilled down from, most recent last (Backspace goes back).
+    /// Scripts viewed before this one, most recent last (Backspace or `[` goes back).
     pub history: Vec<(String, Args)>,
+    /// Scripts gone back from, most recent last (`]` goes forward).
+    pub forward: Vec<(String, Args)>,
+    /// Keep the newest (last) row selected as refreshes bring rows (`F`).
+    pub follow: bool,
+    /// A query has been running this long (set by the event loop once it is slow); `Esc`
+    /// cancels it.
+    pub in_flight: Option<Duration>,
+    /// The backend is failing: refreshes so far that failed in a row, and the wait before the
+    /// next try (backoff). The last good data stays on screen under a banner.
+    pub retry: Option<(u32, Duration)>,
+    /// First line of the help overlay shown (it scrolls on short terminals).
+    pub help_scroll: usize,
     /// A one-off message for the status bar (an export written), cleared by the next key.
     pub notice: Option<String>,
     /// The last good result's tables.
@@ -121,8 +238,10 @@ pub struct App {
     pub help: bool,
     /// The detail pane is open.
     pub detail: bool,
+    /// First line of the detail pane shown (`J`/`K`); back to the top on another row.
+    pub detail_scroll: usize,
     /// The filter being typed (`/`), if any.
-    pub filter_input: Option<String>,
+    pub filter_input: Option<Filter>,
     /// Refresh is paused.
     pub paused: bool,
     /// The last successful refresh.
@@ -133,6 +252,10 @@ pub struct App {
     pub refresh_every: Duration,
     /// Table body rows on screen (for paging), set by the event loop from the terminal size.
     pub viewport_rows: usize,
+    /// Table body width in cells (for horizontal scrolling), set with `viewport_rows`.
+    pub viewport_width: usize,
+    /// Where the table body is on screen (for mouse clicks), set with `viewport_rows`.
+    pub body_area: ratatui::layout::Rect,
     /// Offset from UTC for times.
     pub utc_offset: FixedOffset,
     /// Whether the first ListScripts answer arrived.
@@ -150,6 +273,11 @@ impl App {
             script: None,
             args: Vec::new(),
             history: Vec::new(),
+            forward: Vec::new(),
+            follow: false,
+            in_flight: None,
+            retry: None,
+            help_scroll: 0,
             notice: None,
             tables: Vec::new(),
             views: Vec::new(),
@@ -157,12 +285,15 @@ impl App {
             stats: None,
             help: false,
             detail: false,
+            detail_scroll: 0,
             filter_input: None,
             paused: false,
             last_refresh: None,
             error: None,
             refresh_every,
             viewport_rows: 20,
+            viewport_width: 120,
+            body_area: ratatui::layout::Rect::default(),
             utc_offset,
             scripts_loaded: false,
         }
@@ -201,6 +332,8 @@ impl App {
             self.stats = None;
             self.last_refresh = None;
             self.error = None;
+            self.retry = None;
+            self.in_flight = None;
             self.detail = false;
         }
         // Choosing a script (again) always runs it, so it is never left paused.
@@ -208,17 +341,33 @@ impl App {
         Action::Run(name.to_owned(), args)
     }
 
-    /// Drills from the current script into `script` with `args`; Backspace comes back.
+    /// Goes from the current script to `script` with `args` (a drill-down or the palette);
+    /// Backspace comes back, and the forward history is dropped, as in a browser.
     pub fn drill(&mut self, script: String, args: Args) -> Action {
-        if let Some(current) = self.script.clone() {
+        if let Some(current) = self.script.clone()
+            && (current != script || self.args != args)
+        {
             self.history.push((current, self.args.clone()));
+            self.forward.clear();
         }
         self.start_script_with(&script, args)
     }
 
-    /// Back to the script drilled down from, if any.
+    /// Back to the script viewed before, if any.
     fn go_back(&mut self) -> Option<Action> {
         let (script, args) = self.history.pop()?;
+        if let Some(current) = self.script.clone() {
+            self.forward.push((current, self.args.clone()));
+        }
+        Some(self.start_script_with(&script, args))
+    }
+
+    /// Forward again after going back, if any.
+    fn go_forward(&mut self) -> Option<Action> {
+        let (script, args) = self.forward.pop()?;
+        if let Some(current) = self.script.clone() {
+            self.history.push((current, self.args.clone()));
+        }
         Some(self.start_script_with(&script, args))
     }
 
@@ -269,7 +418,7 @@ impl App {
                 // Table-only keys (sorting, the detail pane, row movement) do nothing here.
                 let shared = matches!(
                     code,
-                    KeyCode::Char('q' | '?' | ':' | 'p' | 'r' | 'v' | '1'..='9')
+                    KeyCode::Char('q' | '?' | ':' | 'p' | 'r' | 'v' | '[' | ']' | '1'..='9')
                         | KeyCode::Esc
                         | KeyCode::Tab
                         | KeyCode::BackTab
@@ -297,6 +446,7 @@ impl App {
         if self.script.as_deref() != Some(script) {
             return;
         }
+        self.in_flight = None;
         let result = match result {
             Ok(r) => r,
             Err(e) => {
@@ -305,6 +455,7 @@ impl App {
             }
         };
         self.error = None;
+        self.retry = None;
         self.last_refresh = Some(info);
         let shown = self.tables.get(self.tab).map(|t| t.name.clone());
         let old: Vec<(String, View)> = self
@@ -337,6 +488,26 @@ impl App {
         for i in 0..self.tables.len() {
             self.recompute(i);
         }
+        if self.follow {
+            self.select_at(true);
+        }
+    }
+
+    /// A refresh failed and the next try is `wait` away (`failures` in a row so far).
+    pub fn set_retry(&mut self, failures: u32, wait: Duration) {
+        self.retry = Some((failures, wait));
+    }
+
+    /// A query has been running for `elapsed` (`None`: none is, or it is not slow yet).
+    pub fn set_in_flight(&mut self, elapsed: Option<Duration>) {
+        self.in_flight = elapsed;
+    }
+
+    /// The query in flight was cancelled: refreshing pauses so it does not start again.
+    pub fn cancelled(&mut self) {
+        self.in_flight = None;
+        self.paused = true;
+        self.notice = Some("query cancelled; refresh paused (p resumes, r runs it again)".into());
     }
 
     /// The table shown and its view.
@@ -349,6 +520,20 @@ impl App {
         let (table, view) = self.current()?;
         let row = *view.visible.get(view.selected)?;
         table.rows.get(row).map(Vec::as_slice)
+    }
+
+    /// The current column's table index.
+    pub fn current_column(&self) -> Option<usize> {
+        let (_, view) = self.current()?;
+        view.order.get(view.column).copied()
+    }
+
+    /// The selected row's cell in the current column, with the column's name.
+    pub fn selected_cell(&self) -> Option<(&str, &super::data::Cell)> {
+        let (table, _) = self.current()?;
+        let column = self.current_column()?;
+        let cell = self.selected_row()?.get(column)?;
+        Some((table.columns.get(column)?.name.as_str(), cell))
     }
 
     /// Scripts matching the picker's query, best first: substring matches (earliest first),
@@ -395,16 +580,126 @@ impl App {
         self.scroll_into_view(tab);
     }
 
+    /// Sets the table body's place on screen: rows for paging, width for horizontal
+    /// scrolling, the whole area for mouse clicks.
+    pub fn set_body_area(&mut self, area: ratatui::layout::Rect) {
+        self.body_area = area;
+        self.viewport_width = usize::from(area.width)
+            .saturating_sub(super::data::MARKER_WIDTH)
+            .max(1);
+        self.set_viewport_rows(usize::from(area.height));
+    }
+
     /// Re-filters and re-sorts table `i`, keeping the selection in range.
     fn recompute(&mut self, i: usize) {
         let (Some(table), Some(view)) = (self.tables.get(i), self.views.get_mut(i)) else {
             return;
         };
-        view.visible = visible_rows(table, view.sort, &view.filter);
+        let n_columns = table.columns.len();
+        if view.order.is_empty() || view.order.iter().any(|&c| c >= n_columns) {
+            view.order = (0..n_columns).collect();
+        }
+        match view.filter.matcher() {
+            Ok(m) => {
+                view.visible = visible_rows(table, view.sort, &m);
+                view.filter_error = None;
+            }
+            Err(e) => {
+                view.visible.clear();
+                view.filter_error = Some(e);
+            }
+        }
         let n = view.visible.len();
         view.selected = view.selected.min(n.saturating_sub(1));
-        view.first_column = view.first_column.min(table.columns.len().saturating_sub(1));
+        view.column = view.column.min(view.order.len().saturating_sub(1));
+        view.first_column = view.first_column.min(view.column);
         self.scroll_into_view(i);
+    }
+
+    /// Scrolls columns so the current one shows.
+    fn column_into_view(&mut self) {
+        let width = self.viewport_width;
+        let (Some(table), Some(view)) = (self.tables.get(self.tab), self.views.get_mut(self.tab))
+        else {
+            return;
+        };
+        if view.column < view.first_column {
+            view.first_column = view.column;
+        }
+        let natural = |from: usize| {
+            super::data::columns_in_view(table, &view.order, view.sort, from, usize::MAX)
+                .first()
+                .map_or(0, |c| c.1)
+        };
+        let want = natural(view.column);
+        while view.first_column < view.column {
+            let shown = super::data::columns_in_view(
+                table,
+                &view.order,
+                view.sort,
+                view.first_column,
+                width,
+            );
+            // Done once the current column shows whole (or is cut only by the screen).
+            let at = view.column - view.first_column;
+            if shown.get(at).is_some_and(|c| c.1 >= want.min(width)) {
+                break;
+            }
+            view.first_column += 1;
+        }
+    }
+
+    fn move_column_cursor(&mut self, delta: isize) {
+        if let Some(v) = self.view_mut() {
+            let last = v.order.len().saturating_sub(1);
+            v.column = v.column.saturating_add_signed(delta).min(last);
+        }
+        self.column_into_view();
+    }
+
+    /// `<` / `>`: the current column swaps places with its neighbour and stays current.
+    fn move_column(&mut self, delta: isize) {
+        if let Some(v) = self.view_mut() {
+            let to = v.column.saturating_add_signed(delta);
+            if to < v.order.len() && to != v.column {
+                v.order.swap(v.column, to);
+                v.column = to;
+            }
+        }
+        self.column_into_view();
+    }
+
+    /// `-`: hides the current column (the last one stays).
+    fn hide_column(&mut self) -> Option<String> {
+        let tab = self.tab;
+        let name = {
+            let (table, view) = self.current()?;
+            if view.order.len() <= 1 {
+                return Some("the last column stays shown".into());
+            }
+            table
+                .columns
+                .get(*view.order.get(view.column)?)?
+                .name
+                .clone()
+        };
+        let v = self.view_mut()?;
+        v.order.remove(v.column);
+        self.recompute(tab);
+        self.column_into_view();
+        Some(format!("column {name} hidden (+ shows it again)"))
+    }
+
+    /// `+`: shows hidden columns again, after the shown ones, in the table's order.
+    fn show_columns(&mut self) {
+        let n = self.current().map_or(0, |(t, _)| t.columns.len());
+        if let Some(v) = self.view_mut() {
+            for c in 0..n {
+                if !v.order.contains(&c) {
+                    v.order.push(c);
+                }
+            }
+        }
     }
 
     fn scroll_into_view(&mut self, i: usize) {
@@ -427,6 +722,7 @@ impl App {
     }
 
     fn move_selection(&mut self, delta: isize) {
+        self.detail_scroll = 0;
         let Some(view) = self.view_mut() else {
             return;
         };
@@ -437,6 +733,7 @@ impl App {
     }
 
     fn select_at(&mut self, end: bool) {
+        self.detail_scroll = 0;
         let Some(view) = self.view_mut() else {
             return;
         };
@@ -449,35 +746,36 @@ impl App {
         self.scroll_into_view(tab);
     }
 
-    /// `s`: no sort, then each column in turn, then no sort again.
+    /// `s`: sort by the current column (ascending); again on the same column: descending;
+    /// a third time: arrival order.
     pub fn cycle_sort(&mut self) {
         let tab = self.tab;
-        let Some(columns) = self.tables.get(tab).map(|t| t.columns.len()) else {
+        let Some(column) = self.current_column() else {
             return;
         };
         let Some(view) = self.view_mut() else {
             return;
         };
         view.sort = match view.sort {
-            None if columns > 0 => Some(Sort {
-                column: 0,
+            Some(s) if s.column == column && !s.descending => Some(Sort {
+                column,
+                descending: true,
+            }),
+            Some(s) if s.column == column => None,
+            _ => Some(Sort {
+                column,
                 descending: false,
             }),
-            Some(s) if s.column + 1 < columns => Some(Sort {
-                column: s.column + 1,
-                descending: s.descending,
-            }),
-            _ => None,
         };
         self.recompute(tab);
     }
 
-    /// `S`: reverse the sort (sorting by the first column when there was none).
+    /// `S`: reverse the sort (sorting by the current column when there was none).
     pub fn reverse_sort(&mut self) {
         let tab = self.tab;
-        if self.tables.get(tab).is_none_or(|t| t.columns.is_empty()) {
+        let Some(column) = self.current_column() else {
             return;
-        }
+        };
         let Some(view) = self.view_mut() else {
             return;
         };
@@ -487,18 +785,18 @@ impl App {
                 ..s
             },
             None => Sort {
-                column: 0,
+                column,
                 descending: true,
             },
         });
         self.recompute(tab);
     }
 
-    fn set_filter(&mut self, filter: String) {
+    fn set_filter(&mut self, filter: Filter) {
         let tab = self.tab;
         if self.flame_active() {
             if let Some(view) = self.view_mut() {
-                view.widget.flame.search = filter;
+                view.widget.flame.search = filter.text;
             }
             return;
         }
@@ -536,11 +834,16 @@ impl App {
         }
         self.notice = None;
         if self.help {
-            if matches!(
-                key.code,
-                KeyCode::Char('?') | KeyCode::Char('q') | KeyCode::Esc | KeyCode::Enter
-            ) {
-                self.help = false;
+            match key.code {
+                KeyCode::Char('?' | 'q') | KeyCode::Esc | KeyCode::Enter => self.help = false,
+                KeyCode::Char('j') | KeyCode::Down => self.help_scroll += 1,
+                KeyCode::Char('k') | KeyCode::Up => {
+                    self.help_scroll = self.help_scroll.saturating_sub(1);
+                }
+                KeyCode::PageDown | KeyCode::Char(' ') => self.help_scroll += 10,
+                KeyCode::PageUp => self.help_scroll = self.help_scroll.saturating_sub(10),
+                KeyCode::Char('g') | KeyCode::Home => self.help_scroll = 0,
+                _ => {}
             }
             return Action::None;
         }
@@ -550,7 +853,83 @@ impl App {
         }
     }
 
+    /// A mouse event: the wheel scrolls (rows, or the palette's list), a left click selects
+    /// the row and column under it.
+    pub fn handle_mouse(&mut self, event: MouseEvent) -> Action {
+        const WHEEL_ROWS: isize = 3;
+        let wheel = match event.kind {
+            MouseEventKind::ScrollDown => Some(WHEEL_ROWS),
+            MouseEventKind::ScrollUp => Some(-WHEEL_ROWS),
+            _ => None,
+        };
+        if self.help {
+            if let Some(d) = wheel {
+                self.help_scroll = self.help_scroll.saturating_add_signed(d);
+            }
+            return Action::None;
+        }
+        match (self.screen, wheel) {
+            (Screen::Picker, Some(d)) => {
+                let n = self.picker_matches().len();
+                self.picker.selected = self
+                    .picker
+                    .selected
+                    .saturating_add_signed(d.signum())
+                    .min(n.saturating_sub(1));
+            }
+            (Screen::Live, Some(d)) if self.current_widget().is_none() => {
+                if d < 0 {
+                    self.follow = false;
+                }
+                self.move_selection(d);
+            }
+            (Screen::Live, None)
+                if event.kind == MouseEventKind::Down(MouseButton::Left)
+                    && self.current_widget().is_none() =>
+            {
+                self.click(event.column, event.row);
+            }
+            _ => {}
+        }
+        Action::None
+    }
+
+    /// Selects the row (and column) at screen cell (`x`, `y`), if it is in the table body.
+    fn click(&mut self, x: u16, y: u16) {
+        let area = self.body_area;
+        if !area.contains(ratatui::layout::Position { x, y }) {
+            return;
+        }
+        let width = self.viewport_width;
+        let tab = self.tab;
+        let (Some(table), Some(view)) = (self.tables.get(tab), self.views.get_mut(tab)) else {
+            return;
+        };
+        let row = view.offset + usize::from(y - area.y);
+        if row < view.visible.len() {
+            view.selected = row;
+            self.follow = false;
+        }
+        // The body starts after the selection marker; columns are one cell apart.
+        let mut left = usize::from(area.x) + super::data::MARKER_WIDTH;
+        let shown =
+            super::data::columns_in_view(table, &view.order, view.sort, view.first_column, width);
+        for (position, (_, w)) in (view.first_column..).zip(shown) {
+            if usize::from(x) < left + w {
+                if usize::from(x) >= left {
+                    view.column = position;
+                }
+                break;
+            }
+            left += w + 1;
+        }
+        self.scroll_into_view(tab);
+    }
+
     fn picker_key(&mut self, key: KeyEvent, ctrl: bool) -> Action {
+        if self.picker.form.is_some() {
+            return self.form_key(key, ctrl);
+        }
         let n = self.picker_matches().len();
         match key.code {
             KeyCode::Esc => {
@@ -562,12 +941,13 @@ impl App {
                 }
             }
             KeyCode::Enter => match self.picker_selected().map(|s| s.name.clone()) {
-                Some(name) => {
-                    self.history.clear();
-                    self.start_script(&name)
-                }
+                Some(name) => self.drill(name, Vec::new()),
                 None => Action::None,
             },
+            KeyCode::Tab => {
+                self.open_form();
+                Action::None
+            }
             KeyCode::Up => {
                 self.picker.selected = self.picker.selected.saturating_sub(1);
                 Action::None
@@ -615,21 +995,82 @@ impl App {
         }
     }
 
+    /// Opens the arguments form of the selected script: its parameters with their defaults,
+    /// or the values it runs with now when it is the current script.
+    fn open_form(&mut self) {
+        let Some(script) = self.picker_selected() else {
+            return;
+        };
+        let current = (self.script.as_deref() == Some(script.name.as_str())).then_some(&self.args);
+        let fields = script
+            .params
+            .iter()
+            .map(|p| {
+                let value = current
+                    .and_then(|a| a.iter().find(|(k, _)| *k == p.name))
+                    .map_or_else(|| p.default_value.clone(), |(_, v)| v.clone());
+                (p.name.clone(), value, p.help.clone())
+            })
+            .collect();
+        self.picker.form = Some(Form {
+            script: script.name.clone(),
+            fields,
+            focus: 0,
+        });
+    }
+
+    fn form_key(&mut self, key: KeyEvent, ctrl: bool) -> Action {
+        let Some(form) = self.picker.form.as_mut() else {
+            return Action::None;
+        };
+        let n = form.fields.len();
+        match key.code {
+            KeyCode::Esc => self.picker.form = None,
+            KeyCode::Enter => {
+                let Some(form) = self.picker.form.take() else {
+                    return Action::None;
+                };
+                let args = form.fields.into_iter().map(|(k, v, _)| (k, v)).collect();
+                return self.drill(form.script, args);
+            }
+            KeyCode::Tab | KeyCode::Down if n > 0 => form.focus = (form.focus + 1) % n,
+            KeyCode::BackTab | KeyCode::Up if n > 0 => form.focus = (form.focus + n - 1) % n,
+            KeyCode::Backspace => {
+                if let Some(f) = form.fields.get_mut(form.focus) {
+                    f.1.pop();
+                }
+            }
+            KeyCode::Char('u') if ctrl => {
+                if let Some(f) = form.fields.get_mut(form.focus) {
+                    f.1.clear();
+                }
+            }
+            KeyCode::Char(c) if !ctrl => {
+                if let Some(f) = form.fields.get_mut(form.focus) {
+                    f.1.push(c);
+                }
+            }
+            _ => {}
+        }
+        Action::None
+    }
+
     fn filter_key(&mut self, key: KeyEvent, ctrl: bool) -> Action {
         let Some(mut input) = self.filter_input.take() else {
             return Action::None;
         };
         match key.code {
             KeyCode::Esc => {
-                self.set_filter(String::new());
+                self.set_filter(Filter::default());
                 return Action::None;
             }
             KeyCode::Enter => return Action::None,
             KeyCode::Backspace => {
-                input.pop();
+                input.text.pop();
             }
-            KeyCode::Char('u') if ctrl => input.clear(),
-            KeyCode::Char(c) if !ctrl => input.push(c),
+            KeyCode::Char('u') if ctrl => input.text.clear(),
+            KeyCode::Char('r') if ctrl => input.regex = !input.regex,
+            KeyCode::Char(c) if !ctrl => input.text.push(c),
             _ => {}
         }
         self.set_filter(input.clone());
@@ -641,12 +1082,89 @@ impl App {
         if self.filter_input.is_some() {
             return self.filter_key(key, ctrl);
         }
-        let page = self.viewport_rows.max(1) as isize;
         if !ctrl && let Some(action) = self.widget_key(key.code) {
             return action;
         }
-        match key.code {
-            KeyCode::Char('v') => {
+        let Some(command) = keys::lookup(&key) else {
+            return Action::None;
+        };
+        if let KeyCode::Char(c @ '1'..='9') = key.code {
+            let i = (c as usize) - ('1' as usize);
+            if i < self.tables.len() {
+                self.tab = i;
+            }
+            return Action::None;
+        }
+        self.run(command)
+    }
+
+    /// Carries out a table-view command.
+    fn run(&mut self, command: Command) -> Action {
+        let page = self.viewport_rows.max(1) as isize;
+        if matches!(
+            command,
+            Command::Up | Command::PageUp | Command::HalfUp | Command::Top
+        ) {
+            self.follow = false;
+        }
+        match command {
+            Command::Down => self.move_selection(1),
+            Command::Up => self.move_selection(-1),
+            Command::PageDown => self.move_selection(page),
+            Command::PageUp => self.move_selection(-page),
+            Command::HalfDown => self.move_selection((page / 2).max(1)),
+            Command::HalfUp => self.move_selection(-(page / 2).max(1)),
+            Command::Top => self.select_at(false),
+            Command::Bottom => self.select_at(true),
+            Command::ColumnLeft => self.move_column_cursor(-1),
+            Command::ColumnRight => self.move_column_cursor(1),
+            Command::MoveColumnLeft => self.move_column(-1),
+            Command::MoveColumnRight => self.move_column(1),
+            Command::HideColumn => {
+                if let Some(n) = self.hide_column() {
+                    self.notice = Some(n);
+                }
+            }
+            Command::ShowColumns => self.show_columns(),
+            Command::Detail => {
+                self.detail = !self.detail && self.selected_row().is_some();
+                self.detail_scroll = 0;
+            }
+            Command::DetailDown => self.detail_scroll += 1,
+            Command::DetailUp => self.detail_scroll = self.detail_scroll.saturating_sub(1),
+            Command::Sort => self.cycle_sort(),
+            Command::ReverseSort => self.reverse_sort(),
+            Command::Filter => {
+                let current = if self.flame_active() {
+                    self.current().map(|(_, v)| Filter {
+                        text: v.widget.flame.search.clone(),
+                        regex: false,
+                    })
+                } else {
+                    self.current().map(|(_, v)| v.filter.clone())
+                };
+                self.filter_input = Some(current.unwrap_or_default());
+            }
+            Command::Copy => {
+                let Some((column, cell)) = self.selected_cell() else {
+                    self.notice = Some("nothing to copy".into());
+                    return Action::None;
+                };
+                return Action::Copy {
+                    text: cell.text.clone(),
+                    what: format!("column {column}"),
+                };
+            }
+            Command::Follow => {
+                self.follow = !self.follow;
+                if self.follow {
+                    self.select_at(true);
+                }
+            }
+            Command::NextTable => self.switch_tab(true),
+            Command::PrevTable => self.switch_tab(false),
+            Command::Table => {}
+            Command::ToggleWidget => {
                 if let Some(view) = self.views.get_mut(self.tab)
                     && matches!(
                         self.tables.get(self.tab).map(|t| &t.widget),
@@ -656,139 +1174,42 @@ impl App {
                     view.raw = !view.raw;
                     self.detail = false;
                 }
-                Action::None
             }
-            KeyCode::Backspace => self.go_back().unwrap_or(Action::None),
-            KeyCode::Char('q') => {
-                if self.detail {
-                    self.detail = false;
-                    Action::None
-                } else {
-                    Action::Quit
-                }
+            Command::Back => return self.go_back().unwrap_or(Action::None),
+            Command::Forward => return self.go_forward().unwrap_or(Action::None),
+            Command::Pause => {
+                self.paused = !self.paused;
+                return Action::SetPaused(self.paused);
             }
-            KeyCode::Esc => {
+            Command::Refresh => return Action::RefreshNow,
+            Command::Palette => self.open_picker(),
+            Command::Help => {
+                self.help = true;
+                self.help_scroll = 0;
+            }
+            Command::Escape => {
                 let has_filter = self.current().is_some_and(|(_, v)| !v.filter.is_empty());
                 if self.detail {
                     self.detail = false;
+                } else if self.in_flight.is_some() {
+                    return Action::Cancel;
                 } else if has_filter {
-                    self.set_filter(String::new());
+                    self.set_filter(Filter::default());
                 } else if let Some(action) = self.go_back() {
                     return action;
                 } else {
                     return Action::Quit;
                 }
-                Action::None
             }
-            KeyCode::Char('p') if ctrl => {
-                self.open_picker();
-                Action::None
-            }
-            KeyCode::Char(':') => {
-                self.open_picker();
-                Action::None
-            }
-            KeyCode::Char('?') => {
-                self.help = true;
-                Action::None
-            }
-            KeyCode::Char('p') => {
-                self.paused = !self.paused;
-                Action::SetPaused(self.paused)
-            }
-            KeyCode::Char('r') if ctrl => Action::RefreshNow,
-            KeyCode::Char('r') => Action::RefreshNow,
-            KeyCode::Char('/') => {
-                let current = if self.flame_active() {
-                    self.current().map(|(_, v)| v.widget.flame.search.clone())
+            Command::Quit => {
+                if self.detail {
+                    self.detail = false;
                 } else {
-                    self.current().map(|(_, v)| v.filter.clone())
-                };
-                self.filter_input = Some(current.unwrap_or_default());
-                Action::None
-            }
-            KeyCode::Enter => {
-                self.detail = !self.detail && self.selected_row().is_some();
-                Action::None
-            }
-            KeyCode::Char('s') => {
-                self.cycle_sort();
-                Action::None
-            }
-            KeyCode::Char('S' | 'I') => {
-                self.reverse_sort();
-                Action::None
-            }
-            KeyCode::Tab => {
-                self.switch_tab(true);
-                Action::None
-            }
-            KeyCode::BackTab => {
-                self.switch_tab(false);
-                Action::None
-            }
-            KeyCode::Char(c @ '1'..='9') => {
-                let i = (c as usize) - ('1' as usize);
-                if i < self.tables.len() {
-                    self.tab = i;
+                    return Action::Quit;
                 }
-                Action::None
             }
-            KeyCode::Char('j') | KeyCode::Down => {
-                self.move_selection(1);
-                Action::None
-            }
-            KeyCode::Char('k') | KeyCode::Up => {
-                self.move_selection(-1);
-                Action::None
-            }
-            KeyCode::Char('f') if ctrl => {
-                self.move_selection(page);
-                Action::None
-            }
-            KeyCode::Char('b') if ctrl => {
-                self.move_selection(-page);
-                Action::None
-            }
-            KeyCode::Char('d') if ctrl => {
-                self.move_selection((page / 2).max(1));
-                Action::None
-            }
-            KeyCode::Char('u') if ctrl => {
-                self.move_selection(-(page / 2).max(1));
-                Action::None
-            }
-            KeyCode::PageDown => {
-                self.move_selection(page);
-                Action::None
-            }
-            KeyCode::PageUp => {
-                self.move_selection(-page);
-                Action::None
-            }
-            KeyCode::Char('g') | KeyCode::Home => {
-                self.select_at(false);
-                Action::None
-            }
-            KeyCode::Char('G') | KeyCode::End => {
-                self.select_at(true);
-                Action::None
-            }
-            KeyCode::Char('h') | KeyCode::Left => {
-                if let Some(v) = self.view_mut() {
-                    v.first_column = v.first_column.saturating_sub(1);
-                }
-                Action::None
-            }
-            KeyCode::Char('l') | KeyCode::Right => {
-                let columns = self.current().map_or(0, |(t, _)| t.columns.len());
-                if let Some(v) = self.view_mut() {
-                    v.first_column = (v.first_column + 1).min(columns.saturating_sub(1));
-                }
-                Action::None
-            }
-            _ => Action::None,
         }
+        Action::None
     }
 }
 
@@ -813,17 +1234,10 @@ fn match_rank(query: &str, script: &ScriptInfo) -> Option<usize> {
         .then_some(2_000)
 }
 
-/// Row indices passing `filter` (case-insensitive substring of any cell), in `sort` order
-/// (stable: equal keys keep arrival order).
-pub fn visible_rows(table: &TableData, sort: Option<Sort>, filter: &str) -> Vec<usize> {
-    let needle = filter.to_lowercase();
+/// Row indices `filter` keeps, in `sort` order (stable: equal keys keep arrival order).
+pub fn visible_rows(table: &TableData, sort: Option<Sort>, filter: &Matcher) -> Vec<usize> {
     let mut rows: Vec<usize> = (0..table.rows.len())
-        .filter(|&i| {
-            needle.is_empty()
-                || table.rows[i]
-                    .iter()
-                    .any(|c| c.text.to_lowercase().contains(&needle))
-        })
+        .filter(|&i| filter.keeps(table.rows[i].iter().map(|c| c.text.as_str())))
         .collect();
     if let Some(sort) = sort
         && sort.column < table.columns.len()
@@ -931,13 +1345,22 @@ mod tests {
     }
 
     #[test]
-    fn s_cycles_columns_and_capital_s_reverses() {
+    fn s_sorts_the_current_column_and_toggles_direction() {
         let mut app = live();
         assert_eq!(shown_paths(&app), ["/b", "/a", "/c", "/d"]);
         app.handle_key(key(KeyCode::Char('s')));
         assert_eq!(shown_paths(&app), ["/a", "/b", "/c", "/d"]);
         app.handle_key(key(KeyCode::Char('s')));
-        // By latency as numbers, nulls first.
+        assert_eq!(
+            shown_paths(&app),
+            ["/d", "/c", "/b", "/a"],
+            "again: reversed"
+        );
+        app.handle_key(key(KeyCode::Char('s')));
+        assert_eq!(app.current().unwrap().1.sort, None, "a third time: off");
+        // l moves to the latency column: numbers sort as numbers, nulls first.
+        app.handle_key(key(KeyCode::Char('l')));
+        app.handle_key(key(KeyCode::Char('s')));
         assert_eq!(shown_paths(&app), ["/c", "/a", "/d", "/b"]);
         app.handle_key(key(KeyCode::Char('S')));
         assert_eq!(shown_paths(&app), ["/b", "/d", "/a", "/c"]);
@@ -948,13 +1371,260 @@ mod tests {
                 descending: true
             })
         );
-        // Past the last column: back to arrival order.
-        app.handle_key(key(KeyCode::Char('s')));
-        assert_eq!(app.current().unwrap().1.sort, None);
-        assert_eq!(shown_paths(&app), ["/b", "/a", "/c", "/d"]);
         // I (htop/btm's invert) reverses too.
         app.handle_key(key(KeyCode::Char('I')));
-        assert_eq!(shown_paths(&app), ["/d", "/c", "/b", "/a"]);
+        assert_eq!(shown_paths(&app), ["/c", "/a", "/d", "/b"]);
+    }
+
+    #[test]
+    fn columns_move_hide_and_come_back() {
+        let mut app = live();
+        let names = |app: &App| -> Vec<String> {
+            let (t, v) = app.current().unwrap();
+            v.order.iter().map(|&c| t.columns[c].name.clone()).collect()
+        };
+        assert_eq!(names(&app), ["req_path", "latency"]);
+        app.handle_key(key(KeyCode::Char('>')));
+        assert_eq!(names(&app), ["latency", "req_path"]);
+        assert_eq!(
+            app.current_column(),
+            Some(0),
+            "the moved column stays current"
+        );
+        app.handle_key(key(KeyCode::Char('<')));
+        assert_eq!(names(&app), ["req_path", "latency"]);
+        app.handle_key(key(KeyCode::Char('-')));
+        assert_eq!(names(&app), ["latency"]);
+        assert!(app.notice.as_deref().unwrap().contains("req_path hidden"));
+        app.handle_key(key(KeyCode::Char('-')));
+        assert_eq!(names(&app), ["latency"], "the last column stays");
+        // Hidden columns still filter (the row data is unchanged) and survive a refresh.
+        app.set_result("s", Ok(result(&["/x"], &[Some(1)])), info());
+        assert_eq!(names(&app), ["latency"]);
+        app.handle_key(key(KeyCode::Char('+')));
+        assert_eq!(names(&app), ["latency", "req_path"]);
+    }
+
+    #[test]
+    fn regex_and_inverted_filters() {
+        let mut app = live();
+        app.handle_key(key(KeyCode::Char('/')));
+        app.handle_key(ctrl('r'));
+        for c in "^/[AB]$".chars() {
+            app.handle_key(key(KeyCode::Char(c)));
+        }
+        assert_eq!(shown_paths(&app), ["/b", "/a"], "regex, case-insensitive");
+        app.handle_key(key(KeyCode::Char('(')));
+        assert!(shown_paths(&app).is_empty());
+        assert!(
+            app.current().unwrap().1.filter_error.is_some(),
+            "bad regex said"
+        );
+        app.handle_key(ctrl('u'));
+        for c in "!/[ab]".chars() {
+            app.handle_key(key(KeyCode::Char(c)));
+        }
+        assert_eq!(shown_paths(&app), ["/c", "/d"], "! inverts");
+        app.handle_key(ctrl('r'));
+        assert_eq!(
+            shown_paths(&app).len(),
+            4,
+            "as a substring nothing holds \"/[ab]\""
+        );
+        app.handle_key(key(KeyCode::Enter));
+        assert_eq!(app.current().unwrap().1.filter.label(), "/!/[ab]");
+    }
+
+    #[test]
+    fn y_copies_the_current_cell() {
+        let mut app = live();
+        app.handle_key(key(KeyCode::Char('j')));
+        assert_eq!(
+            app.handle_key(key(KeyCode::Char('y'))),
+            Action::Copy {
+                text: "/a".into(),
+                what: "column req_path".into()
+            }
+        );
+        app.handle_key(key(KeyCode::Char('l')));
+        assert_eq!(
+            app.handle_key(key(KeyCode::Char('y'))),
+            Action::Copy {
+                text: "10 ns".into(),
+                what: "column latency".into()
+            }
+        );
+    }
+
+    #[test]
+    fn follow_keeps_the_newest_row_until_moving_up() {
+        let mut app = live();
+        app.handle_key(key(KeyCode::Char('F')));
+        assert!(app.follow);
+        assert_eq!(selected_path(&app), "/d");
+        app.set_result(
+            "s",
+            Ok(result(&["/a", "/b", "/c", "/d", "/e"], &[None; 5])),
+            info(),
+        );
+        assert_eq!(selected_path(&app), "/e", "new rows: the last is selected");
+        app.handle_key(key(KeyCode::Char('k')));
+        assert!(!app.follow);
+        app.set_result(
+            "s",
+            Ok(result(&["/a", "/b", "/c", "/d", "/e", "/f"], &[None; 6])),
+            info(),
+        );
+        assert_eq!(selected_path(&app), "/d");
+    }
+
+    #[test]
+    fn back_and_forward_through_the_view_history() {
+        let mut app = live();
+        let to = |app: &mut App, s: &str| app.drill(s.into(), vec![("k".into(), "v".into())]);
+        to(&mut app, "t");
+        to(&mut app, "u");
+        assert_eq!(
+            app.handle_key(key(KeyCode::Char('['))),
+            Action::Run("t".into(), vec![("k".into(), "v".into())])
+        );
+        assert_eq!(
+            app.handle_key(key(KeyCode::Backspace)),
+            Action::Run("s".into(), vec![])
+        );
+        assert_eq!(
+            app.handle_key(key(KeyCode::Char('['))),
+            Action::None,
+            "no more back"
+        );
+        assert_eq!(
+            app.handle_key(key(KeyCode::Char(']'))),
+            Action::Run("t".into(), vec![("k".into(), "v".into())])
+        );
+        // Going somewhere new drops the forward history, as in a browser.
+        to(&mut app, "w");
+        assert_eq!(app.handle_key(key(KeyCode::Char(']'))), Action::None);
+        assert_eq!(app.script.as_deref(), Some("w"));
+    }
+
+    #[test]
+    fn palette_form_edits_arguments_and_runs() {
+        use pxtop_proto::v1::ScriptParam;
+        let mut app = live();
+        let mut svc = script("px/service", "one service");
+        svc.params = vec![
+            ScriptParam {
+                name: "start_time".into(),
+                default_value: "-5m".into(),
+                help: "how far back".into(),
+                r#type: "string".into(),
+            },
+            ScriptParam {
+                name: "service".into(),
+                default_value: "frontend".into(),
+                help: String::new(),
+                r#type: "string".into(),
+            },
+        ];
+        app.set_scripts(Ok(vec![svc, script("px/http_data", "")]));
+        app.handle_key(key(KeyCode::Char(':')));
+        for c in "svc".chars() {
+            app.handle_key(key(KeyCode::Char(c)));
+        }
+        assert_eq!(app.picker_selected().unwrap().name, "px/service", "fuzzy");
+        app.handle_key(key(KeyCode::Tab));
+        let form = app.picker.form.clone().unwrap();
+        assert_eq!(form.fields[0].1, "-5m", "prefilled with the default");
+        app.handle_key(key(KeyCode::Tab));
+        app.handle_key(ctrl('u'));
+        for c in "cart".chars() {
+            app.handle_key(key(KeyCode::Char(c)));
+        }
+        assert_eq!(
+            app.handle_key(key(KeyCode::Enter)),
+            Action::Run(
+                "px/service".into(),
+                vec![
+                    ("start_time".into(), "-5m".into()),
+                    ("service".into(), "cart".into())
+                ]
+            )
+        );
+        assert_eq!(app.screen, Screen::Live);
+        // Reopened on the running script, the form shows the values it runs with.
+        app.handle_key(key(KeyCode::Char(':')));
+        app.handle_key(key(KeyCode::Tab));
+        assert_eq!(app.picker.form.as_ref().unwrap().fields[1].1, "cart");
+        app.handle_key(key(KeyCode::Esc));
+        assert!(app.picker.form.is_none(), "Esc closes the form first");
+        assert_eq!(app.screen, Screen::Picker);
+    }
+
+    #[test]
+    fn esc_cancels_a_slow_query_and_pauses() {
+        let mut app = live();
+        app.set_in_flight(Some(Duration::from_secs(3)));
+        assert_eq!(app.handle_key(key(KeyCode::Esc)), Action::Cancel);
+        app.cancelled();
+        assert!(app.paused && app.in_flight.is_none());
+        assert!(app.notice.as_deref().unwrap().contains("cancelled"));
+        assert_eq!(shown_paths(&app).len(), 4, "the last data stays");
+        assert_eq!(
+            app.handle_key(key(KeyCode::Char('p'))),
+            Action::SetPaused(false)
+        );
+    }
+
+    #[test]
+    fn backend_failures_keep_the_data_and_a_success_clears_the_retry() {
+        let mut app = live();
+        app.set_result("s", Err("cannot connect".into()), info());
+        app.set_retry(3, Duration::from_secs(4));
+        assert_eq!(app.retry, Some((3, Duration::from_secs(4))));
+        assert_eq!(shown_paths(&app).len(), 4);
+        app.set_result("s", Ok(result(&["/x"], &[None])), info());
+        assert_eq!(app.retry, None);
+        assert_eq!(app.error, None);
+    }
+
+    #[test]
+    fn mouse_wheel_scrolls_and_click_selects() {
+        use ratatui::layout::Rect;
+        let mut app = live();
+        // Body at x 1.., y 3.., 4 rows; columns: marker (1), req_path (8), gap, latency.
+        app.set_body_area(Rect::new(1, 3, 40, 4));
+        let mouse = |kind, column, row| MouseEvent {
+            kind,
+            column,
+            row,
+            modifiers: KeyModifiers::NONE,
+        };
+        app.handle_mouse(mouse(MouseEventKind::ScrollDown, 5, 5));
+        assert_eq!(selected_path(&app), "/d");
+        app.handle_mouse(mouse(MouseEventKind::ScrollUp, 5, 5));
+        assert_eq!(selected_path(&app), "/b");
+        app.handle_mouse(mouse(MouseEventKind::Down(MouseButton::Left), 12, 5));
+        assert_eq!(selected_path(&app), "/c");
+        assert_eq!(
+            app.current_column(),
+            Some(1),
+            "the click's column is current"
+        );
+        app.handle_mouse(mouse(MouseEventKind::Down(MouseButton::Left), 3, 0));
+        assert_eq!(selected_path(&app), "/c", "outside the body: nothing");
+    }
+
+    #[test]
+    fn help_scrolls_and_closes() {
+        let mut app = live();
+        app.handle_key(key(KeyCode::Char('?')));
+        app.handle_key(key(KeyCode::Char('j')));
+        app.handle_key(key(KeyCode::Char('j')));
+        assert_eq!(app.help_scroll, 2);
+        app.handle_key(key(KeyCode::Char('k')));
+        assert_eq!(app.help_scroll, 1);
+        app.handle_key(key(KeyCode::Esc));
+        assert!(!app.help);
     }
 
     #[test]
@@ -1002,7 +1672,7 @@ mod tests {
         app.handle_key(key(KeyCode::Backspace));
         app.handle_key(key(KeyCode::Enter));
         assert!(app.filter_input.is_none());
-        assert_eq!(app.current().unwrap().1.filter, "/A");
+        assert_eq!(app.current().unwrap().1.filter.text, "/A");
         // Esc clears an active filter before it quits.
         assert_eq!(app.handle_key(key(KeyCode::Esc)), Action::None);
         assert_eq!(shown_paths(&app).len(), 4);

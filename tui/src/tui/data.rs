@@ -109,6 +109,51 @@ pub struct TableData {
 /// The widest a column gets from fitting; longer cells are cut with `…` (Enter shows all).
 pub const MAX_COLUMN_WIDTH: usize = 48;
 
+/// Cells the table's selection marker takes before the first column.
+pub const MARKER_WIDTH: usize = 1;
+
+/// The columns of `order` (table column indices, display order) that fit in `width` from
+/// position `first`, as (table column, width); the last may be cut. A column is as wide as its
+/// widest cell or its header (plus the arrow when sorted by it).
+pub fn columns_in_view(
+    table: &TableData,
+    order: &[usize],
+    sort: Option<super::app::Sort>,
+    first: usize,
+    width: usize,
+) -> Vec<(usize, usize)> {
+    const SPACING: usize = 1;
+    const MIN_PARTIAL: usize = 6;
+    let mut out = Vec::new();
+    let mut used = 0;
+    for &i in order.iter().skip(first) {
+        let Some(column) = table.columns.get(i) else {
+            continue;
+        };
+        let arrow = if sort.is_some_and(|s| s.column == i) {
+            2
+        } else {
+            0
+        };
+        let cells = table.widths.get(i).copied().unwrap_or(0);
+        let w = cells
+            .max(text_width(&column.name) + arrow)
+            .min(MAX_COLUMN_WIDTH);
+        let need = if out.is_empty() { w } else { w + SPACING };
+        if used + need <= width {
+            out.push((i, w));
+            used += need;
+            continue;
+        }
+        let left = width.saturating_sub(used + if out.is_empty() { 0 } else { SPACING });
+        if left >= MIN_PARTIAL || out.is_empty() {
+            out.push((i, left));
+        }
+        break;
+    }
+    out
+}
+
 /// Display width in terminal cells.
 pub fn text_width(s: &str) -> usize {
     ratatui::text::Span::raw(s).width()

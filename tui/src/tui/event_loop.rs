@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Local;
-use crossterm::event::{Event, EventStream};
+use crossterm::clipboard::CopyToClipboard;
+use crossterm::event::{DisableMouseCapture, EnableMouseCapture, Event, EventStream};
 use futures::StreamExt;
 use pxtop_proto::v1::ScriptInfo;
 use ratatui::DefaultTerminal;
@@ -15,7 +16,7 @@ use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::app::{Action, App, RefreshInfo};
-use super::render::{render, table_body_rows};
+use super::render::{render, table_body_area};
 use super::views::Args;
 use crate::client::{Client, QueryResult, ScriptSource};
 use crate::theme::Theme;
@@ -43,10 +44,20 @@ pub enum TuiError {
 #[derive(Debug)]
 enum Message {
     Scripts(Result<Vec<ScriptInfo>, String>),
+    /// A run of the script started (the loop times it to show progress when slow).
+    Started {
+        script: String,
+    },
     Result {
         script: String,
         result: Result<QueryResult, String>,
         info: RefreshInfo,
+        /// After a failure: failures in a row and the wait before the next try.
+        retry: Option<(u32, Duration)>,
+    },
+    /// The run in flight was cancelled (`Esc`).
+    Cancelled {
+        script: String,
     },
 }
 
@@ -55,6 +66,21 @@ struct Refresher {
     task: Option<JoinHandle<()>>,
     paused: watch::Sender<bool>,
     now: Arc<Notify>,
+    cancel: Arc<Notify>,
+}
+
+/// The first wait after a failed refresh; it doubles per failure in a row up to
+/// [`MAX_BACKOFF`], and never goes below the refresh interval.
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+/// The longest wait between tries while the backend is down.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// A query running this long shows progress (and `Esc` cancels it).
+const SLOW_QUERY: Duration = Duration::from_millis(500);
+
+/// The wait before the next try after `failures` failures in a row.
+fn backoff(failures: u32, every: Duration) -> Duration {
+    let doubled = FIRST_BACKOFF.saturating_mul(1 << failures.saturating_sub(1).min(16));
+    doubled.min(MAX_BACKOFF).max(every)
 }
 
 impl Refresher {
@@ -63,6 +89,7 @@ impl Refresher {
             task: None,
             paused: watch::Sender::new(false),
             now: Arc::new(Notify::new()),
+            cancel: Arc::new(Notify::new()),
         }
     }
 
@@ -75,10 +102,13 @@ impl Refresher {
     ) {
         self.stop();
         self.paused.send_replace(false);
-        let paused = self.paused.subscribe();
-        let now = self.now.clone();
+        let controls = Controls {
+            paused: self.paused.subscribe(),
+            now: self.now.clone(),
+            cancel: self.cancel.clone(),
+        };
         self.task = Some(tokio::spawn(refresh_loop(
-            client, script, args, every, tx, paused, now,
+            client, script, args, every, tx, controls,
         )));
     }
 
@@ -95,27 +125,62 @@ impl Drop for Refresher {
     }
 }
 
-/// Runs `script` with `args` now and then every `every`, unless paused; `now` forces a run
-/// even then.
+/// How the event loop steers a refresh loop.
+struct Controls {
+    paused: watch::Receiver<bool>,
+    /// Run now, even when paused.
+    now: Arc<Notify>,
+    /// Drop the request in flight (tonic cancels the call when its future is dropped).
+    cancel: Arc<Notify>,
+}
+
+/// Runs `script` with `args` now and then every `every`, unless paused; after failures it
+/// waits longer each time ([`backoff`]). `now` forces a run even when paused; `cancel` drops
+/// the run in flight and pauses.
 async fn refresh_loop(
     mut client: Client,
     script: String,
     args: Args,
     every: Duration,
     tx: mpsc::Sender<Message>,
-    mut paused: watch::Receiver<bool>,
-    now: Arc<Notify>,
+    mut c: Controls,
 ) {
     let source = ScriptSource::Name(script.clone());
+    let mut failures = 0u32;
     loop {
         let started = Instant::now();
-        let result = client
-            .execute(&source, args.iter().cloned().collect::<HashMap<_, _>>())
+        if tx
+            .send(Message::Started {
+                script: script.clone(),
+            })
             .await
-            .map_err(|e| e.one_line());
-        if let Err(e) = &result {
-            tracing::warn!(script, error = %e, "refresh failed");
+            .is_err()
+        {
+            return;
         }
+        let run = client.execute(&source, args.iter().cloned().collect::<HashMap<_, _>>());
+        let result = tokio::select! {
+            r = run => r.map_err(|e| e.one_line()),
+            () = c.cancel.notified() => {
+                if tx.send(Message::Cancelled { script: script.clone() }).await.is_err() {
+                    return;
+                }
+                // Paused until the user resumes or asks for a run.
+                wait(&mut c, None).await;
+                continue;
+            }
+        };
+        let retry = match &result {
+            Ok(_) => {
+                failures = 0;
+                None
+            }
+            Err(e) => {
+                failures += 1;
+                tracing::warn!(script, error = %e, failures, "refresh failed");
+                Some((failures, backoff(failures, every)))
+            }
+        };
         let info = RefreshInfo {
             at: Local::now().naive_local(),
             took: started.elapsed(),
@@ -124,21 +189,42 @@ async fn refresh_loop(
             script: script.clone(),
             result,
             info,
+            retry,
         };
         if tx.send(message).await.is_err() {
             return;
         }
-        loop {
-            tokio::select! {
-                () = tokio::time::sleep(every) => if !*paused.borrow() { break },
-                () = now.notified() => break,
-                changed = paused.changed() => {
-                    if changed.is_err() {
-                        return;
-                    }
-                    if !*paused.borrow_and_update() {
-                        break;
-                    }
+        let sleep = retry.map_or(every, |(_, wait)| wait);
+        if !wait(&mut c, Some(sleep)).await {
+            return;
+        }
+    }
+}
+
+/// Waits `every` (unless paused; forever when `None` until resumed) or until a run is asked
+/// for. `false`: the event loop is gone.
+async fn wait(c: &mut Controls, every: Option<Duration>) -> bool {
+    let paused_forever = every.is_none();
+    if paused_forever {
+        // Forget an old resume: only a new change resumes.
+        c.paused.borrow_and_update();
+    }
+    loop {
+        let sleep = async {
+            match every {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = sleep => if !*c.paused.borrow() { return true },
+            () = c.now.notified() => return true,
+            changed = c.paused.changed() => {
+                if changed.is_err() {
+                    return false;
+                }
+                if !*c.paused.borrow_and_update() {
+                    return true;
                 }
             }
         }
@@ -149,9 +235,29 @@ async fn refresh_loop(
 /// return, on error and on panic (ratatui's `try_init` installs the panic hook).
 pub async fn run(client: Client, config: TuiConfig) -> Result<(), TuiError> {
     let mut terminal = ratatui::try_init()?;
+    // Wheel scrolling and click-to-select; Shift-drag still selects text in most terminals.
+    let mouse = crossterm::execute!(std::io::stdout(), EnableMouseCapture);
     let result = event_loop(&mut terminal, client, config).await;
+    if mouse.is_ok() {
+        let _ = crossterm::execute!(std::io::stdout(), DisableMouseCapture);
+    }
     ratatui::restore();
     result
+}
+
+/// Puts `text` on the terminal's clipboard with OSC 52 (works over SSH and in tmux with
+/// `set-clipboard on`); says what happened.
+fn copy_to_clipboard(text: &str, what: &str) -> String {
+    match crossterm::execute!(
+        std::io::stdout(),
+        CopyToClipboard::to_clipboard_from(text.as_bytes())
+    ) {
+        Ok(()) => format!(
+            "copied {what} ({} bytes) to the clipboard (OSC 52)",
+            text.len()
+        ),
+        Err(e) => format!("cannot copy: {e}"),
+    }
 }
 
 async fn event_loop(
@@ -181,15 +287,21 @@ async fn event_loop(
     }
 
     let mut events = EventStream::new();
+    // When the current run started, while it runs (for the slow-query banner).
+    let mut running: Option<Instant> = None;
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let result = loop {
         let size = terminal.size()?;
         let area = ratatui::layout::Rect::new(0, 0, size.width, size.height);
-        app.set_viewport_rows(table_body_rows(area, &app));
+        app.set_in_flight(running.map(|t| t.elapsed()).filter(|e| *e >= SLOW_QUERY));
+        app.set_body_area(table_body_area(area, &app));
         terminal.draw(|frame| render(frame, &app, &config.theme))?;
 
         let action = tokio::select! {
             event = events.next() => match event {
                 Some(Ok(Event::Key(key))) => app.handle_key(key),
+                Some(Ok(Event::Mouse(m))) => app.handle_mouse(m),
                 Some(Ok(_)) => Action::None,
                 Some(Err(e)) => break Err(TuiError::Terminal(e)),
                 None => Action::Quit,
@@ -197,25 +309,52 @@ async fn event_loop(
             Some(message) = rx.recv() => {
                 match message {
                     Message::Scripts(s) => app.set_scripts(s),
-                    Message::Result { script, result, info } => app.set_result(&script, result, info),
+                    Message::Started { script } => {
+                        if app.script.as_deref() == Some(script.as_str()) {
+                            running = Some(Instant::now());
+                        }
+                    }
+                    Message::Result { script, result, info, retry } => {
+                        if app.script.as_deref() == Some(script.as_str()) {
+                            running = None;
+                        }
+                        app.set_result(&script, result, info);
+                        if let Some((failures, wait)) = retry
+                            && app.script.as_deref() == Some(script.as_str())
+                        {
+                            app.set_retry(failures, wait);
+                        }
+                    }
+                    Message::Cancelled { script } => {
+                        if app.script.as_deref() == Some(script.as_str()) {
+                            running = None;
+                            app.cancelled();
+                            refresher.paused.send_replace(true);
+                        }
+                    }
                 }
                 Action::None
             }
+            // Redraws the elapsed time of a slow query; idle otherwise.
+            _ = tick.tick(), if running.is_some() => Action::None,
         };
         match action {
             Action::None => {}
             Action::Quit => break Ok(()),
             Action::Run(name, args) => {
+                running = None;
                 refresher.start(client.clone(), (name, args), config.refresh, tx.clone());
             }
             Action::ExportSvg { name, lines } => {
                 let path = format!("{name}-{}.svg", Local::now().format("%Y%m%d-%H%M%S"));
                 app.set_notice(export_svg(&path, &name, &lines));
             }
+            Action::Copy { text, what } => app.set_notice(copy_to_clipboard(&text, &what)),
             Action::SetPaused(p) => {
                 refresher.paused.send_replace(p);
             }
             Action::RefreshNow => refresher.now.notify_one(),
+            Action::Cancel => refresher.cancel.notify_one(),
         }
     };
     scripts_task.abort();

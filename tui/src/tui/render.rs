@@ -10,48 +10,45 @@ use ratatui::widgets::{
     TableState, Wrap,
 };
 
-use super::app::{App, Screen, Sort};
-use super::data::{MAX_COLUMN_WIDTH, SortKey, TableData, one_line, text_width};
+use super::app::{App, Screen};
+use super::data::{SortKey, columns_in_view, one_line, text_width};
+use super::keys;
 use crate::theme::Theme;
-
-/// The keys, as the help overlay lists them (key, what it does).
-pub const HELP: &[(&str, &str)] = &[
-    ("j/k ↑/↓", "move the selection"),
-    ("PgDn/PgUp ^F/^B", "page down / up"),
-    ("^D/^U", "half page down / up"),
-    ("g/G Home/End", "first / last row"),
-    ("h/l ←/→", "scroll columns"),
-    ("Enter", "show / hide the row's detail"),
-    ("s", "sort by the next column"),
-    ("S or I", "reverse the sort"),
-    ("/", "filter rows (Enter keeps, Esc clears)"),
-    ("Tab/Shift-Tab 1-9", "switch output table"),
-    ("v", "widget view / raw table"),
-    ("Enter (widgets)", "drill in; flame graph: zoom in"),
-    ("Tab h/l (map)", "node ↔ edge, previous / next layer"),
-    ("c Tab (histogram)", "compare two, switch pane"),
-    ("/ o x Esc (flame)", "search, flip, write SVG, zoom out"),
-    ("Backspace", "back to the script drilled from"),
-    ("p", "pause / resume refresh"),
-    ("r", "refresh now"),
-    (": or ^P", "pick a script"),
-    ("?", "this help"),
-    ("Esc", "close pane / clear filter / quit"),
-    ("q ^C", "quit"),
-];
 
 const SEP: &str = " │ ";
 
 /// Rows of the table body visible with the current layout of `area` (for paging).
 pub fn table_body_rows(area: Rect, app: &App) -> usize {
-    let main = chrome(area)[1];
+    usize::from(table_body_area(area, app).height)
+}
+
+/// Where the table body (below its header row, selection marker included) is on screen.
+pub fn table_body_area(area: Rect, app: &App) -> Rect {
+    let main = live_main(chrome(area)[1], app).1;
     let table_area = if app.detail && app.current_widget().is_none() {
         split_detail(main)[0]
     } else {
         main
     };
-    // Borders (2) and the header row (1).
-    usize::from(table_area.height.saturating_sub(3))
+    let inner = Block::default().borders(Borders::ALL).inner(table_area);
+    // The header row.
+    Rect {
+        y: inner.y.saturating_add(1),
+        height: inner.height.saturating_sub(1),
+        ..inner
+    }
+}
+
+/// The live screen's main area: a one-line banner on top while a query is slow or the backend
+/// is failing, then the views.
+fn live_main(main: Rect, app: &App) -> (Option<Rect>, Rect) {
+    let banner = app.screen == Screen::Live
+        && (app.in_flight.is_some() || (app.retry.is_some() && app.error.is_some()));
+    if !banner || main.height < 4 {
+        return (None, main);
+    }
+    let [b, rest] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(main);
+    (Some(b), rest)
 }
 
 /// Header line, main area, hints line, status bar.
@@ -78,6 +75,10 @@ pub fn render(frame: &mut Frame<'_>, app: &App, theme: &Theme) {
     match app.screen {
         Screen::Picker => render_picker(frame, main, app, theme),
         Screen::Live => {
+            let (banner, main) = live_main(main, app);
+            if let Some(banner) = banner {
+                render_banner(frame, banner, app, theme);
+            }
             if app.current_widget().is_some() {
                 render_widget_view(frame, main, app, theme);
             } else if app.detail {
@@ -92,8 +93,39 @@ pub fn render(frame: &mut Frame<'_>, app: &App, theme: &Theme) {
     render_hints(frame, hints, app, theme);
     render_status(frame, status, app, theme);
     if app.help {
-        render_help(frame, main, theme);
+        render_help(frame, main, app, theme);
     }
+}
+
+/// The slow-query or backend-down line above the views (the last data stays below it).
+fn render_banner(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
+    let line = if let Some(elapsed) = app.in_flight {
+        let script = app.script.as_deref().unwrap_or("");
+        Line::from(vec![
+            Span::styled(
+                format!(" ⏳ running {script}… {:.1} s ", elapsed.as_secs_f64()),
+                theme.warning,
+            ),
+            Span::styled("Esc cancels", theme.key),
+        ])
+    } else {
+        let (failures, wait) = app.retry.unwrap_or_default();
+        let since = app.last_refresh.map_or_else(
+            || "no data yet".to_owned(),
+            |r| format!("showing data from {}", r.at.format("%H:%M:%S")),
+        );
+        Line::from(vec![
+            Span::styled(" ⚠ backend unreachable ", theme.error),
+            Span::styled(
+                format!(
+                    "· {failures} failed · retry in {}s · {since}",
+                    wait.as_secs().max(1)
+                ),
+                theme.warning,
+            ),
+        ])
+    };
+    frame.render_widget(Paragraph::new(line).style(theme.base), area);
 }
 
 fn render_header(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
@@ -170,6 +202,10 @@ fn render_picker(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         );
     }
 
+    if let Some(form) = &app.picker.form {
+        render_form(frame, right, form, theme);
+        return;
+    }
     let block = bordered(" About ", theme);
     let Some(script) = app.picker_selected() else {
         frame.render_widget(block, right);
@@ -210,6 +246,53 @@ fn render_picker(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
             .block(block)
             .wrap(Wrap { trim: false }),
         right,
+    );
+}
+
+/// The arguments form: one line per field (the focused one with a cursor), its help below.
+fn render_form(frame: &mut Frame<'_>, area: Rect, form: &super::app::Form, theme: &Theme) {
+    let name_width = form
+        .fields
+        .iter()
+        .map(|(n, _, _)| text_width(n))
+        .max()
+        .unwrap_or(0);
+    let mut lines = vec![
+        Line::styled(form.script.as_str(), theme.title),
+        Line::raw(""),
+    ];
+    if form.fields.is_empty() {
+        lines.push(Line::styled("no arguments: Enter runs it", theme.muted));
+    }
+    for (i, (name, value, help)) in form.fields.iter().enumerate() {
+        let focused = i == form.focus;
+        let mut spans = vec![
+            Span::styled(
+                format!("{} {name:>name_width$} ", if focused { "▶" } else { " " }),
+                theme.field_name,
+            ),
+            Span::styled(
+                format!("[{value}"),
+                if focused { theme.highlight } else { theme.base },
+            ),
+        ];
+        if focused {
+            spans.push(Span::styled("▏", theme.highlight));
+        }
+        spans.push(Span::styled("]", theme.base));
+        lines.push(Line::from(spans));
+        if focused && !help.is_empty() {
+            lines.push(Line::styled(
+                format!("  {:name_width$} {help}", ""),
+                theme.muted,
+            ));
+        }
+    }
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(bordered(" Arguments ", theme))
+            .wrap(Wrap { trim: false }),
+        area,
     );
 }
 
@@ -262,43 +345,6 @@ fn fit(s: &str, width: usize) -> String {
     out
 }
 
-/// The columns that fit in `width` from `first`, with their widths; the last may be cut.
-/// A column is as wide as its widest cell or its header (plus the arrow when sorted by it).
-fn columns_in_view(
-    table: &TableData,
-    sort: Option<Sort>,
-    first: usize,
-    width: usize,
-) -> Vec<(usize, usize)> {
-    const SPACING: usize = 1;
-    const MIN_PARTIAL: usize = 6;
-    let mut out = Vec::new();
-    let mut used = 0;
-    for (i, column) in table.columns.iter().enumerate().skip(first) {
-        let arrow = if sort.is_some_and(|s| s.column == i) {
-            2
-        } else {
-            0
-        };
-        let cells = table.widths.get(i).copied().unwrap_or(0);
-        let w = cells
-            .max(text_width(&column.name) + arrow)
-            .min(MAX_COLUMN_WIDTH);
-        let need = if out.is_empty() { w } else { w + SPACING };
-        if used + need <= width {
-            out.push((i, w));
-            used += need;
-            continue;
-        }
-        let left = width.saturating_sub(used + if out.is_empty() { 0 } else { SPACING });
-        if left >= MIN_PARTIAL || out.is_empty() {
-            out.push((i, left));
-        }
-        break;
-    }
-    out
-}
-
 fn render_table(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     let Some((table, view)) = app.current() else {
         let msg = match (&app.script, &app.error) {
@@ -326,28 +372,38 @@ fn render_table(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         None => {}
     }
     if !view.filter.is_empty() {
-        title.push(Span::styled(format!("/{} ", view.filter), theme.highlight));
+        title.push(Span::styled(
+            format!("{} ", view.filter.label()),
+            theme.highlight,
+        ));
+    }
+    if app.follow {
+        title.push(Span::styled("FOLLOW ", theme.warning));
     }
     // Room for the selection marker.
     const MARKER: &str = "▶";
     let inner = Block::default().borders(Borders::ALL).inner(area);
     let width = usize::from(inner.width).saturating_sub(text_width(MARKER));
-    let shown = columns_in_view(table, view.sort, view.first_column, width);
+    let shown = columns_in_view(table, &view.order, view.sort, view.first_column, width);
+    let current = view.order.get(view.column).copied();
     let mut position = if view.visible.is_empty() {
         format!(" 0/{} ", table.rows.len())
     } else {
         format!(" {}/{} ", view.selected + 1, view.visible.len())
     };
-    // Say when columns are off screen, since h/l scrolls to them.
-    if let (Some(first), Some(last)) = (shown.first(), shown.last())
-        && (first.0 > 0 || last.0 + 1 < table.columns.len())
-    {
+    // Say when columns are off screen (h/l scrolls to them) or hidden (+ shows them).
+    let (first, last) = (view.first_column, view.first_column + shown.len());
+    if first > 0 || last < view.order.len() {
         position.push_str(&format!(
             "· cols {}-{}/{} ",
-            first.0 + 1,
-            last.0 + 1,
-            table.columns.len()
+            first + 1,
+            last,
+            view.order.len()
         ));
+    }
+    let hidden = table.columns.len().saturating_sub(view.order.len());
+    if hidden > 0 {
+        position.push_str(&format!("· {hidden} hidden "));
     }
     let block = Block::default()
         .borders(Borders::ALL)
@@ -369,7 +425,11 @@ fn render_table(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         } else {
             Line::from(text)
         };
-        TableCell::from(line)
+        if Some(i) == current {
+            TableCell::from(line).style(theme.header.patch(theme.key).reversed())
+        } else {
+            TableCell::from(line)
+        }
     }))
     .style(theme.header);
 
@@ -411,10 +471,15 @@ fn render_table(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     frame.render_stateful_widget(widget, inner, &mut state);
 
     if view.visible.is_empty() {
-        let msg = if view.filter.is_empty() {
+        let msg = if let Some(e) = &view.filter_error {
+            format!("bad regex: {e} (^R in / switches to substring)")
+        } else if view.filter.is_empty() {
             "no rows".to_owned()
         } else {
-            format!("no rows match \"{}\" (Esc clears the filter)", view.filter)
+            format!(
+                "no rows match {} (Esc clears the filter)",
+                view.filter.label()
+            )
         };
         let [_, below] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(inner);
         frame.render_widget(Paragraph::new(msg).style(theme.muted), below);
@@ -482,7 +547,8 @@ fn render_detail(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
             continue;
         }
         let mut first = true;
-        for source_line in cell.text.split('\n') {
+        let text = pretty_json(&cell.text).unwrap_or_else(|| cell.text.clone());
+        for source_line in text.split('\n') {
             for piece in wrap(source_line.trim_end_matches('\r'), value_width) {
                 let lead = if first {
                     name.clone()
@@ -494,11 +560,33 @@ fn render_detail(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
             }
         }
     }
-    let title = format!(" row {}/{} ", view.selected + 1, view.visible.len());
+    let room = usize::from(area.height.saturating_sub(2));
+    let scroll = app.detail_scroll.min(lines.len().saturating_sub(room));
+    let mut title = format!(" row {}/{} ", view.selected + 1, view.visible.len());
+    if lines.len() > room {
+        title.push_str(&format!(
+            "· lines {}-{}/{} · J/K scroll ",
+            scroll + 1,
+            (scroll + room).min(lines.len()),
+            lines.len()
+        ));
+    }
     frame.render_widget(
-        Paragraph::new(Text::from(lines)).block(bordered(title, theme)),
+        Paragraph::new(Text::from(lines))
+            .scroll((u16::try_from(scroll).unwrap_or(u16::MAX), 0))
+            .block(bordered(title, theme)),
         area,
     );
+}
+
+/// A JSON object or array (a body, headers) indented for reading; `None` for anything else.
+pub fn pretty_json(text: &str) -> Option<String> {
+    let t = text.trim();
+    if !(t.starts_with('{') || t.starts_with('[')) {
+        return None;
+    }
+    let value: serde_json::Value = serde_json::from_str(t).ok()?;
+    serde_json::to_string_pretty(&value).ok()
 }
 
 fn key_hints<'a>(pairs: &[(&'a str, &'a str)], theme: &Theme) -> Line<'a> {
@@ -516,16 +604,33 @@ fn key_hints<'a>(pairs: &[(&'a str, &'a str)], theme: &Theme) -> Line<'a> {
 fn render_hints(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     let line = match (app.screen, &app.filter_input) {
         (Screen::Live, Some(input)) => Line::from(vec![
-            Span::styled(" /", theme.highlight),
-            Span::styled(input.as_str(), theme.base),
+            Span::styled(if input.regex { " re/" } else { " /" }, theme.highlight),
+            Span::styled(input.text.as_str(), theme.base),
             Span::styled("▏", theme.highlight),
-            Span::styled("  Enter keep  Esc clear", theme.muted),
+            Span::styled(
+                if input.regex {
+                    "  Enter keep  Esc clear  ^R substring  !x invert"
+                } else {
+                    "  Enter keep  Esc clear  ^R regex  !x invert"
+                },
+                theme.muted,
+            ),
         ]),
+        (Screen::Picker, _) if app.picker.form.is_some() => key_hints(
+            &[
+                ("Enter", "run"),
+                ("Tab/↑/↓", "field"),
+                ("type", "edit"),
+                ("Esc", "back"),
+            ],
+            theme,
+        ),
         (Screen::Picker, _) => key_hints(
             &[
                 ("Enter", "run"),
+                ("Tab", "arguments"),
                 ("↑/↓", "move"),
-                ("type", "filter"),
+                ("type", "search"),
                 if app.script.is_some() {
                     ("Esc", "back")
                 } else {
@@ -549,9 +654,10 @@ fn render_hints(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
                 ("/", "filter"),
                 ("s/S", "sort"),
                 ("Enter", "detail"),
-                ("Tab", "table"),
+                ("y", "copy"),
                 ("p", if app.paused { "resume" } else { "pause" }),
                 ("q", "quit"),
+                ("Tab", "table"),
             ],
             theme,
         ),
@@ -603,6 +709,10 @@ fn render_status(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
                 bar,
             ));
         }
+        if app.follow {
+            spans.push(Span::styled(SEP, bar));
+            spans.push(Span::styled("FOLLOW", on_bar(theme.highlight)));
+        }
         if app.paused {
             spans.push(Span::styled(SEP, bar));
             spans.push(Span::styled("PAUSED", on_bar(theme.warning)));
@@ -629,28 +739,52 @@ fn render_status(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     frame.render_widget(Paragraph::new(Line::from(spans)).style(bar), area);
 }
 
-fn render_help(frame: &mut Frame<'_>, area: Rect, theme: &Theme) {
-    let key_width = HELP.iter().map(|(k, _)| text_width(k)).max().unwrap_or(0);
-    let text_width_max = HELP.iter().map(|(_, t)| text_width(t)).max().unwrap_or(0);
-    let width = u16::try_from(key_width + text_width_max + 6).unwrap_or(u16::MAX);
-    let height = u16::try_from(HELP.len() + 4).unwrap_or(u16::MAX);
-    let popup = centered(area, width, height);
-    let mut lines: Vec<Line<'_>> = HELP
+fn render_help(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
+    let sections = keys::help_sections();
+    let key_width = sections
         .iter()
-        .map(|(k, t)| {
-            Line::from(vec![
+        .flat_map(|(_, lines)| lines.iter().map(|(k, _)| text_width(k)))
+        .max()
+        .unwrap_or(0);
+    let text_width_max = sections
+        .iter()
+        .flat_map(|(_, lines)| lines.iter().map(|(_, t)| text_width(t)))
+        .max()
+        .unwrap_or(0);
+    let mut lines: Vec<Line<'_>> = Vec::new();
+    for (title, pairs) in sections {
+        if !lines.is_empty() {
+            lines.push(Line::raw(""));
+        }
+        lines.push(Line::styled(format!(" {title}"), theme.header));
+        for (k, t) in pairs {
+            lines.push(Line::from(vec![
                 Span::styled(format!(" {k:>key_width$}"), theme.key),
                 Span::styled(format!("  {t}"), theme.base),
-            ])
-        })
-        .collect();
-    lines.push(Line::raw(""));
-    lines.push(Line::styled(" ? or Esc closes", theme.muted));
+            ]));
+        }
+    }
+    let width = u16::try_from(key_width + text_width_max + 6).unwrap_or(u16::MAX);
+    let height = u16::try_from(lines.len() + 2).unwrap_or(u16::MAX);
+    let popup = centered(area, width, height);
+    let room = usize::from(popup.height.saturating_sub(2));
+    let scroll = app.help_scroll.min(lines.len().saturating_sub(room));
+    let title = if lines.len() > room {
+        format!(
+            " Keys {}-{}/{} · j/k scroll · Esc closes ",
+            scroll + 1,
+            (scroll + room).min(lines.len()),
+            lines.len()
+        )
+    } else {
+        " Keys · Esc closes ".to_owned()
+    };
     frame.render_widget(Clear, popup);
     frame.render_widget(
         Paragraph::new(lines)
             .style(theme.base)
-            .block(bordered(" Keys ", theme)),
+            .scroll((u16::try_from(scroll).unwrap_or(u16::MAX), 0))
+            .block(bordered(title, theme)),
         popup,
     );
 }

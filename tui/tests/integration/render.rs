@@ -199,7 +199,7 @@ fn type_text(app: &mut App, text: &str) {
 /// Renders `app` on a `width`x`height` TestBackend, measuring the viewport as the loop does.
 fn draw(app: &mut App, width: u16, height: u16) -> String {
     let theme = Theme::default_theme().unwrap();
-    app.set_viewport_rows(pxtop::tui::render::table_body_rows(
+    app.set_body_area(pxtop::tui::render::table_body_area(
         Rect::new(0, 0, width, height),
         app,
     ));
@@ -259,11 +259,12 @@ fn live_table() {
 #[test]
 fn table_sorted_by_latency_descending() {
     let mut app = live_app();
-    // s cycles: time_, remote_addr, ..., latency is the 7th column.
-    for _ in 0..7 {
-        press(&mut app, KeyCode::Char('s'));
+    // l moves to latency, the 7th column; s sorts by it, s again reverses.
+    for _ in 0..6 {
+        press(&mut app, KeyCode::Char('l'));
     }
-    press(&mut app, KeyCode::Char('S'));
+    press(&mut app, KeyCode::Char('s'));
+    press(&mut app, KeyCode::Char('s'));
     let screen = draw(&mut app, 100, 30);
     assert!(screen.contains("latency ▼"));
     let slowest = screen.find("250.00 ms").unwrap();
@@ -279,7 +280,14 @@ fn detail_pane_shows_every_column_with_bodies_wrapped() {
     press(&mut app, KeyCode::Enter);
     let screen = draw(&mut app, 100, 30);
     assert!(screen.contains("row 2/5"));
-    assert!(screen.contains("\"coupon\":\"SAVE10\"}"));
+    assert!(screen.contains("J/K scroll"), "{screen}");
+    snapshot!("detail_top", screen);
+    // The JSON body is pretty-printed; J scrolls down to its end.
+    for _ in 0..8 {
+        press(&mut app, KeyCode::Char('J'));
+    }
+    let screen = draw(&mut app, 100, 30);
+    assert!(screen.contains("\"coupon\": \"SAVE10\""), "{screen}");
     snapshot!("detail", screen);
 }
 
@@ -359,11 +367,13 @@ fn empty_result_and_tiny_terminal() {
 fn columns_scroll_sideways_to_the_bodies() {
     let mut app = live_app();
     assert!(draw(&mut app, 100, 30).contains("cols 1-7/9"));
-    for _ in 0..4 {
+    // l moves the column cursor; columns scroll once it passes the right edge.
+    for _ in 0..8 {
         press(&mut app, KeyCode::Char('l'));
+        draw(&mut app, 100, 30);
     }
     let screen = draw(&mut app, 100, 30);
-    assert!(screen.contains("cols 5-9/9"), "{screen}");
+    assert!(screen.contains("cols 7-9/9"), "{screen}");
     assert!(screen.contains("upstream connect error"));
     snapshot!("table_scrolled", screen);
 }
@@ -382,4 +392,122 @@ fn snapshots_live_in_the_shared_folder() {
         "snapshots expected in {}",
         dir.display()
     );
+}
+
+// ------------------------------------------------ columns, regex, palette form, banners
+
+fn ctrl_key(app: &mut App, c: char) -> Action {
+    app.handle_key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL))
+}
+
+#[test]
+fn regex_filter_and_its_errors_at_80x24() {
+    let mut app = live_app();
+    press(&mut app, KeyCode::Char('/'));
+    ctrl_key(&mut app, 'r');
+    type_text(&mut app, "^/api/(cart|checkout)");
+    let screen = draw(&mut app, 80, 24);
+    assert!(screen.contains(" re/^/api/(cart|checkout)"), "{screen}");
+    assert!(screen.contains("3/5 rows"), "{screen}");
+    snapshot!("filter_regex_80x24", screen);
+    type_text(&mut app, "(");
+    let screen = draw(&mut app, 80, 24);
+    assert!(screen.contains("bad regex"), "{screen}");
+    snapshot!("filter_regex_bad_80x24", screen);
+}
+
+#[test]
+fn hidden_and_moved_columns_at_80x24() {
+    let mut app = live_app();
+    // Hide time_, then move latency to the front.
+    press(&mut app, KeyCode::Char('-'));
+    for _ in 0..5 {
+        press(&mut app, KeyCode::Char('l'));
+    }
+    for _ in 0..5 {
+        press(&mut app, KeyCode::Char('<'));
+    }
+    let screen = draw(&mut app, 80, 24);
+    assert!(!screen.contains("time_"), "{screen}");
+    assert!(screen.contains("1 hidden"), "{screen}");
+    let header = screen.lines().nth(2).unwrap();
+    assert!(
+        header
+            .trim_start_matches(['"', '│', ' '])
+            .starts_with("latency"),
+        "{header}"
+    );
+    snapshot!("columns_hidden_moved_80x24", screen);
+}
+
+#[test]
+fn palette_form_at_80x24() {
+    let mut app = app();
+    type_text(&mut app, "hd");
+    press(&mut app, KeyCode::Tab);
+    press(&mut app, KeyCode::Tab);
+    let screen = draw(&mut app, 80, 24);
+    assert!(screen.contains("Arguments"), "{screen}");
+    assert!(screen.contains("[1000▏]"), "{screen}");
+    assert!(screen.contains("[-5m]"), "{screen}");
+    snapshot!("palette_form_80x24", screen);
+}
+
+#[test]
+fn backend_down_banner_keeps_the_last_data() {
+    let mut app = live_app();
+    app.set_result(
+        "px/http_data",
+        Err("cannot connect to pxtopd at http://127.0.0.1:50451: connection refused".into()),
+        at(),
+    );
+    app.set_retry(3, Duration::from_secs(4));
+    for (w, h) in [(100, 30), (80, 24)] {
+        let screen = draw(&mut app, w, h);
+        assert!(screen.contains("backend unreachable"), "{screen}");
+        assert!(screen.contains("retry in 4s"), "{screen}");
+        assert!(screen.contains("showing data from 22:13:23"), "{screen}");
+        assert!(screen.contains("/api/checkout"), "{screen}");
+        snapshot!(format!("backend_down_{w}x{h}"), screen);
+    }
+}
+
+#[test]
+fn slow_query_banner_and_esc_cancels() {
+    let mut app = live_app();
+    app.set_in_flight(Some(Duration::from_millis(2_300)));
+    let screen = draw(&mut app, 80, 24);
+    assert!(screen.contains("running px/http_data… 2.3 s"), "{screen}");
+    assert!(screen.contains("Esc cancels"), "{screen}");
+    snapshot!("slow_query_80x24", screen);
+    assert_eq!(press(&mut app, KeyCode::Esc), Action::Cancel);
+    app.cancelled();
+    let screen = draw(&mut app, 80, 24);
+    assert!(screen.contains("refresh paused (p resu"), "{screen}");
+    assert!(screen.contains("query cancelled"), "{screen}");
+}
+
+#[test]
+fn help_at_80x24_scrolls_through_every_binding() {
+    let mut app = live_app();
+    press(&mut app, KeyCode::Char('?'));
+    let screen = draw(&mut app, 80, 24);
+    assert!(screen.contains("j/k scroll"), "{screen}");
+    snapshot!("help_80x24", screen);
+    for _ in 0..60 {
+        press(&mut app, KeyCode::Char('j'));
+    }
+    let screen = draw(&mut app, 80, 24);
+    // The last section is in view at the end.
+    assert!(screen.contains("search, flip, write SVG"), "{screen}");
+    snapshot!("help_80x24_end", screen);
+}
+
+#[test]
+fn follow_mode_shows_in_the_title_and_status() {
+    let mut app = live_app();
+    press(&mut app, KeyCode::Char('F'));
+    let screen = draw(&mut app, 80, 24);
+    assert!(screen.contains("FOLLOW"), "{screen}");
+    assert!(screen.contains("5/5"), "{screen}");
 }

@@ -93,7 +93,7 @@ fn press(app: &mut App, code: KeyCode) -> Action {
 }
 
 fn draw_with(app: &mut App, width: u16, height: u16, theme: &Theme) -> String {
-    app.set_viewport_rows(pxtop::tui::render::table_body_rows(
+    app.set_body_area(pxtop::tui::render::table_body_area(
         Rect::new(0, 0, width, height),
         app,
     ));
