@@ -289,6 +289,9 @@ async fn event_loop(
     let mut events = EventStream::new();
     // When the current run started, while it runs (for the slow-query banner).
     let mut running: Option<Instant> = None;
+    // A script chosen and not drawn yet: its name and when it was chosen (logged once its
+    // first frame is on screen: the time from Enter to data).
+    let mut first_frame: Option<(String, Instant)> = None;
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let result = loop {
@@ -297,6 +300,17 @@ async fn event_loop(
         app.set_in_flight(running.map(|t| t.elapsed()).filter(|e| *e >= SLOW_QUERY));
         app.set_body_area(table_body_area(area, &app));
         terminal.draw(|frame| render(frame, &app, &config.theme))?;
+        if let Some((script, chosen)) = &first_frame
+            && app.script.as_deref() == Some(script.as_str())
+            && app.last_refresh.is_some()
+        {
+            tracing::info!(
+                script,
+                ms = chosen.elapsed().as_secs_f64() * 1e3,
+                "first frame after choosing the script"
+            );
+            first_frame = None;
+        }
 
         let action = tokio::select! {
             event = events.next() => match event {
@@ -343,6 +357,10 @@ async fn event_loop(
             Action::Quit => break Ok(()),
             Action::Run(name, args) => {
                 running = None;
+                first_frame = app
+                    .last_refresh
+                    .is_none()
+                    .then(|| (name.clone(), Instant::now()));
                 refresher.start(client.clone(), (name, args), config.refresh, tx.clone());
             }
             Action::ExportSvg { name, lines } => {
@@ -380,6 +398,20 @@ fn export_svg(path: &str, title: &str, lines: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_and_never_beats_the_interval() {
+        let s = Duration::from_secs;
+        let one = s(1);
+        let waits: Vec<_> = (1..=7).map(|n| backoff(n, one)).collect();
+        assert_eq!(waits, [s(1), s(2), s(4), s(8), s(16), s(30), s(30)]);
+        assert_eq!(
+            backoff(1, s(5)),
+            s(5),
+            "not faster than the refresh interval"
+        );
+        assert_eq!(backoff(u32::MAX, one), s(30));
+    }
 
     #[test]
     fn flame_graph_export_writes_an_svg_and_says_where() {

@@ -1,5 +1,6 @@
-//! pxtop's integration tests, one binary: whole-screen TUI snapshots, and the client and the
-//! `pxtop` binary against an in-process fake pxtopd.
+//! pxtop's integration tests, one binary: whole-screen TUI snapshots, the client and the
+//! `pxtop` binary against an in-process fake pxtopd, and one run of the real binary in tmux
+//! against the real (embedded) backend.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -13,4 +14,5 @@
 mod fake;
 mod headless;
 mod render;
+mod tmux;
 mod views;
