@@ -1,6 +1,7 @@
 //! Frame render time of the TUI on ratatui's TestBackend (120x40, buffer diff included, no
-//! terminal I/O): a 30-service map, a 100,000-row table (scrolled to the middle, sorted), and
-//! the 100,000 rows' one-off formatting when a result arrives, for scale.
+//! terminal I/O): a 30-service map, a 100,000-row table (scrolled to the middle, sorted); and,
+//! for scale, the 100,000 rows' formatting when a result arrives and one filter keystroke over
+//! them (substring and regex).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -205,11 +206,12 @@ fn bench(c: &mut Criterion) {
             big.clone(),
         ),
     );
-    table.set_viewport_rows(35);
-    // Sorted by latency, selection in the middle.
-    for code in [KeyCode::Char('s'); 5] {
+    table.set_body_area(ratatui::layout::Rect::new(1, 3, 118, 35));
+    // Sorted by latency (the fifth column), selection in the middle.
+    for code in [KeyCode::Char('l'); 4] {
         table.handle_key(KeyEvent::new(code, KeyModifiers::NONE));
     }
+    table.handle_key(KeyEvent::new(KeyCode::Char('s'), KeyModifiers::NONE));
     for _ in 0..1000 {
         table.handle_key(KeyEvent::new(KeyCode::PageDown, KeyModifiers::NONE));
     }
@@ -223,6 +225,24 @@ fn bench(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("load");
     group.sample_size(10);
+    // One filter keystroke re-filters and re-sorts the 100k rows; this types a character and
+    // deletes it (two passes), substring then regex.
+    for (name, regex) in [("substring", false), ("regex", true)] {
+        let mut filtered = table.clone();
+        filtered.handle_key(KeyEvent::new(KeyCode::Char('/'), KeyModifiers::NONE));
+        if regex {
+            filtered.handle_key(KeyEvent::new(KeyCode::Char('r'), KeyModifiers::CONTROL));
+        }
+        for c in "check".chars() {
+            filtered.handle_key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE));
+        }
+        group.bench_function(format!("filter keystroke x2, 100k rows ({name})"), |b| {
+            b.iter(|| {
+                filtered.handle_key(KeyEvent::new(KeyCode::Char('o'), KeyModifiers::NONE));
+                filtered.handle_key(KeyEvent::new(KeyCode::Backspace, KeyModifiers::NONE));
+            })
+        });
+    }
     group.bench_function("100k-row result formatted for display", |b| {
         b.iter(|| {
             black_box(app(
