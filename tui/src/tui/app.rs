@@ -536,8 +536,9 @@ impl App {
         Some((table.columns.get(column)?.name.as_str(), cell))
     }
 
-    /// Scripts matching the picker's query, best first: substring matches (earliest first),
-    /// then fuzzy (in-order) matches.
+    /// Scripts matching the picker's query, best first: substring matches of the name
+    /// (earliest first), then of the description, then of an argument's name, then fuzzy
+    /// (in-order) matches of the name.
     pub fn picker_matches(&self) -> Vec<&ScriptInfo> {
         let query = self.picker.query.to_lowercase();
         let mut ranked: Vec<(usize, usize, &ScriptInfo)> = self
@@ -1225,6 +1226,13 @@ fn match_rank(query: &str, script: &ScriptInfo) -> Option<usize> {
     if script.description.to_lowercase().contains(query) {
         return Some(1_000);
     }
+    if script
+        .params
+        .iter()
+        .any(|p| p.name.to_lowercase().contains(query))
+    {
+        return Some(1_500);
+    }
     // In-order characters ("hd" finds "http_data"): the usual picker fuzziness, small enough
     // to write here rather than pull in a matcher crate.
     let mut chars = name.chars();
@@ -1532,6 +1540,15 @@ mod tests {
             app.handle_key(key(KeyCode::Char(c)));
         }
         assert_eq!(app.picker_selected().unwrap().name, "px/service", "fuzzy");
+        app.handle_key(ctrl('u'));
+        for c in "start_t".chars() {
+            app.handle_key(key(KeyCode::Char(c)));
+        }
+        assert_eq!(app.picker_matches().len(), 1, "argument names match too");
+        app.handle_key(ctrl('u'));
+        for c in "svc".chars() {
+            app.handle_key(key(KeyCode::Char(c)));
+        }
         app.handle_key(key(KeyCode::Tab));
         let form = app.picker.form.clone().unwrap();
         assert_eq!(form.fields[0].1, "-5m", "prefilled with the default");

@@ -230,6 +230,7 @@ pub const FILTER: &[(&str, &str)] = &[
 pub const PALETTE: &[(&str, &str)] = &[
     ("Enter", "run with defaults / the form's values"),
     ("Tab", "arguments form (Tab: next field)"),
+    ("type", "fuzzy: names, descriptions, argument names"),
     ("↑/↓ ^P/^N", "move"),
     ("Esc", "back"),
 ];
