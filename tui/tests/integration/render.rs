@@ -511,3 +511,34 @@ fn follow_mode_shows_in_the_title_and_status() {
     assert!(screen.contains("FOLLOW"), "{screen}");
     assert!(screen.contains("5/5"), "{screen}");
 }
+
+#[test]
+fn every_table_mode_survives_any_terminal_size() {
+    let mut states: Vec<App> = Vec::new();
+    let mut s = live_app();
+    states.push(s.clone());
+    press(&mut s, KeyCode::Enter);
+    states.push(s.clone());
+    press(&mut s, KeyCode::Esc);
+    press(&mut s, KeyCode::Char('?'));
+    states.push(s.clone());
+    let mut s = live_app();
+    press(&mut s, KeyCode::Char('/'));
+    type_text(&mut s, "zz");
+    states.push(s.clone());
+    let mut s = live_app();
+    s.set_result("px/http_data", Err("down".into()), at());
+    s.set_retry(2, Duration::from_secs(2));
+    states.push(s.clone());
+    s.set_in_flight(Some(Duration::from_secs(1)));
+    states.push(s);
+    let mut s = app();
+    press(&mut s, KeyCode::Tab);
+    states.push(s);
+    for mut app in states {
+        for (w, h) in [(1, 1), (3, 2), (20, 5), (40, 10), (80, 24), (200, 60)] {
+            let screen = draw(&mut app, w, h);
+            assert_eq!(screen.lines().count(), usize::from(h));
+        }
+    }
+}
