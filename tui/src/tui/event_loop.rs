@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use chrono::Local;
 use crossterm::clipboard::CopyToClipboard;
 use crossterm::event::{DisableMouseCapture, EnableMouseCapture, Event, EventStream};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use pxtop_proto::v1::ScriptInfo;
 use ratatui::DefaultTerminal;
 use tokio::sync::{Notify, mpsc, watch};
@@ -158,6 +158,8 @@ async fn refresh_loop(
         {
             return;
         }
+        // An Esc that arrived after the last run finished must not cancel this one.
+        let _ = c.cancel.notified().now_or_never();
         let run = client.execute(&source, args.iter().cloned().collect::<HashMap<_, _>>());
         let result = tokio::select! {
             r = run => r.map_err(|e| e.one_line()),
@@ -398,6 +400,85 @@ fn export_svg(path: &str, title: &str, lines: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn controls() -> (Controls, watch::Sender<bool>, Arc<Notify>, Arc<Notify>) {
+        let paused = watch::Sender::new(false);
+        let now = Arc::new(Notify::new());
+        let cancel = Arc::new(Notify::new());
+        let c = Controls {
+            paused: paused.subscribe(),
+            now: now.clone(),
+            cancel: cancel.clone(),
+        };
+        (c, paused, now, cancel)
+    }
+
+    #[tokio::test]
+    async fn a_backend_that_is_down_is_retried_with_growing_waits() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let client = Client::new(&format!("http://127.0.0.1:{port}"), None).unwrap();
+        let (tx, mut rx) = mpsc::channel(16);
+        let (c, _paused, _now, _cancel) = controls();
+        let task = tokio::spawn(refresh_loop(
+            client,
+            "s".into(),
+            Vec::new(),
+            Duration::from_millis(10),
+            tx,
+            c,
+        ));
+        let mut retries = Vec::new();
+        while retries.len() < 2 {
+            match rx.recv().await.unwrap() {
+                Message::Result { result, retry, .. } => {
+                    assert!(result.unwrap_err().contains("connection refused"));
+                    retries.push(retry.unwrap());
+                }
+                Message::Started { .. } => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        task.abort();
+        assert_eq!(
+            retries,
+            [(1, Duration::from_secs(1)), (2, Duration::from_secs(2))]
+        );
+    }
+
+    #[tokio::test]
+    async fn cancel_drops_the_run_in_flight_and_waits_for_a_resume() {
+        // A server that accepts and never answers: the run hangs until cancelled.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _accepting = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = listener.accept().await {
+                held.push(s);
+            }
+        });
+        let client = Client::new(&format!("http://{addr}"), None).unwrap();
+        let (tx, mut rx) = mpsc::channel(16);
+        let (c, paused, now, cancel) = controls();
+        let task = tokio::spawn(refresh_loop(
+            client,
+            "slow".into(),
+            Vec::new(),
+            Duration::from_millis(10),
+            tx,
+            c,
+        ));
+        assert!(matches!(rx.recv().await, Some(Message::Started { .. })));
+        cancel.notify_one();
+        assert!(matches!(rx.recv().await, Some(Message::Cancelled { .. })));
+        // Paused now: the loop waits; the event loop marks it paused, then `r` runs again.
+        paused.send_replace(true);
+        now.notify_one();
+        assert!(matches!(rx.recv().await, Some(Message::Started { .. })));
+        task.abort();
+    }
 
     #[test]
     fn backoff_doubles_up_to_the_cap_and_never_beats_the_interval() {
