@@ -5,10 +5,10 @@
 #   - pxtop's peak RSS (VmHWM) while showing 100,000 rows of px/http_data.
 # Traffic: 100,000 real HTTP requests (keep-alive, 4 connections) to a Python server, captured by
 # pxtopd's eBPF socket tracer. Release binaries: cargo build --release -p pxtop -p pxtopd.
-# Usage: tools/tui-figures.sh [TARGET_DIR]
+# Usage: tools/tui-figures.sh [TARGET_DIR]   (BIN=DIR picks another build, e.g. target/debug)
 set -euo pipefail
 
-bin=${1:-${CARGO_TARGET_DIR:-target}}/release
+bin=${BIN:-${1:-${CARGO_TARGET_DIR:-target}}/release}
 requests=${REQUESTS:-100000}
 work=$(mktemp -d)
 http_port=18790
