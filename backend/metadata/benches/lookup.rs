@@ -137,8 +137,11 @@ fn upid(pid: u32, start: u64) -> String {
     )
 }
 
-fn start(rt: &tokio::runtime::Runtime, n: usize) -> Arc<KubeMetadata> {
-    let bodies = cluster(n);
+fn start(
+    rt: &tokio::runtime::Runtime,
+    n: usize,
+    bodies: HashMap<&'static str, Vec<u8>>,
+) -> Arc<KubeMetadata> {
     rt.block_on(async move {
         let (svc, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
         tokio::spawn(async move {
@@ -169,10 +172,12 @@ fn start(rt: &tokio::runtime::Runtime, n: usize) -> Arc<KubeMetadata> {
     })
 }
 
-/// Bytes still allocated after syncing `n` pods.
+/// Bytes still allocated after syncing `n` pods (the list bodies, which the mock server keeps,
+/// are made before counting starts).
 fn retained(rt: &tokio::runtime::Runtime, n: usize) -> (isize, Arc<KubeMetadata>) {
+    let bodies = cluster(n);
     let region = Region::new(GLOBAL);
-    let md = start(rt, n);
+    let md = start(rt, n, bodies);
     let s = region.change();
     let net = s.bytes_allocated as isize - s.bytes_deallocated as isize + s.bytes_reallocated;
     (net, md)

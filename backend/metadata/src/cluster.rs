@@ -87,7 +87,8 @@ struct Shared {
 pub struct KubeStatus {
     /// Kinds whose initial list has not arrived.
     pub pending: Vec<&'static str>,
-    /// `kind: error` for watchers whose last attempt failed (they retry with backoff).
+    /// `kind: error` for watchers whose last attempt failed and that have not received an
+    /// event since (they retry with backoff).
     pub errors: Vec<String>,
     /// Watch events applied, all kinds together.
     pub events: u64,
@@ -483,6 +484,8 @@ async fn drive<K, S>(
             }
         };
         st.events.fetch_add(1, Ordering::Relaxed);
+        // The watcher recovered (it retries with backoff, resuming or relisting).
+        st.error.lock().take();
         match &ev {
             watcher::Event::Apply(o) | watcher::Event::InitApply(o) => {
                 on(&mut shared.index.write(), Change::Apply(o));
@@ -492,7 +495,6 @@ async fn drive<K, S>(
             watcher::Event::InitDone => {
                 // The reflector has already swapped the store to the new list.
                 on(&mut shared.index.write(), Change::Reset(reader.state()));
-                *st.error.lock() = None;
                 if !st.synced.swap(true, Ordering::Relaxed) {
                     shared.synced.send_modify(|n| *n += 1);
                     tracing::debug!(kind = KINDS[slot], "kube watcher synced");
