@@ -10,8 +10,8 @@
 //!
 //! Pods are watched cluster-wide (one watch): remote addresses may be any pod's, and the
 //! container and UID indexes keep only this node's pods, the only ones whose processes this
-//! PEM sees. Stored objects are trimmed (managed fields, last-applied annotations, replica
-//! sets' specs) to cut memory per pod.
+//! PEM sees. Stored objects are trimmed (managed fields, last-applied annotations; pods to the
+//! fields the index reads; replica sets' specs; nodes' image lists) to cut memory per pod.
 
 use std::{
     collections::HashMap,
@@ -168,7 +168,7 @@ impl KubeMetadata {
             w,
             shared.clone(),
             0,
-            trim_meta,
+            trim_pod,
             |ix, ev| match ev {
                 Change::Apply(p) => ix.apply_pod(p),
                 Change::Delete(p) => ix.delete_pod(p),
@@ -441,6 +441,39 @@ fn trim_meta<K: ResourceExt>(o: &mut K) {
     o.managed_fields_mut().clear();
     o.annotations_mut()
         .remove("kubectl.kubernetes.io/last-applied-configuration");
+}
+
+/// Keeps of a pod what the index reads: its metadata (labels and owners), node, host
+/// networking, phase, IPs and containers' names and ids. Specs and statuses are most of a
+/// pod's memory.
+fn trim_pod(p: &mut Pod) {
+    use k8s_openapi::api::core::v1::{ContainerStatus, PodSpec, PodStatus};
+    trim_meta(p);
+    p.spec = p.spec.take().map(|s| PodSpec {
+        node_name: s.node_name,
+        host_network: s.host_network,
+        ..PodSpec::default()
+    });
+    let ids = |v: Option<Vec<ContainerStatus>>| {
+        v.map(|v| {
+            v.into_iter()
+                .map(|c| ContainerStatus {
+                    name: c.name,
+                    container_id: c.container_id,
+                    ..ContainerStatus::default()
+                })
+                .collect()
+        })
+    };
+    p.status = p.status.take().map(|s| PodStatus {
+        phase: s.phase,
+        pod_ip: s.pod_ip,
+        pod_ips: s.pod_ips,
+        container_statuses: ids(s.container_statuses),
+        init_container_statuses: ids(s.init_container_statuses),
+        ephemeral_container_statuses: ids(s.ephemeral_container_statuses),
+        ..PodStatus::default()
+    });
 }
 
 fn spawn_kind<K>(
