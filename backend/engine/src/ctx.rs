@@ -1,5 +1,7 @@
 //! `ctx(key)`: a scalar function from a row's `upid` to its service, pod, ... via
 //! [`Metadata`], looked up once per distinct upid in a batch (a batch holds few processes).
+//! `px::addr_ctx(addr, key)` is the same over an address column ([`Metadata::addr`]): the pod,
+//! service, namespace or node a remote address belongs to in the cluster.
 
 use std::{
     collections::HashMap,
@@ -24,6 +26,8 @@ use pxtop_metadata::{CtxKey, Metadata};
 pub(crate) struct CtxUdf {
     name: String,
     key: CtxKey,
+    /// Whether the argument is an address (`Metadata::addr`) rather than a upid.
+    by_addr: bool,
     metadata: Arc<dyn Metadata + Send + Sync>,
     signature: Signature,
 }
@@ -33,6 +37,7 @@ impl CtxUdf {
         ScalarUDF::new_from_impl(Self {
             name: format!("ctx_{key}"),
             key,
+            by_addr: false,
             metadata,
             // NB: Volatile so the optimizer never constant-folds it at plan time; the answer
             // depends on metadata learnt while the query runs.
@@ -40,14 +45,33 @@ impl CtxUdf {
         })
     }
 
-    fn lookup(&self, upid: &str) -> String {
-        self.metadata.ctx(upid, self.key).unwrap_or_default()
+    /// `addr_<key>(addr) -> Utf8`: what the address is in the cluster; empty when unknown
+    /// (always, locally).
+    pub(crate) fn addr_udf(metadata: Arc<dyn Metadata + Send + Sync>, key: CtxKey) -> ScalarUDF {
+        ScalarUDF::new_from_impl(Self {
+            name: format!("addr_{key}"),
+            key,
+            by_addr: true,
+            metadata,
+            signature: Signature::exact(vec![DataType::Utf8], Volatility::Volatile),
+        })
+    }
+
+    fn lookup(&self, arg: &str) -> String {
+        if self.by_addr {
+            self.metadata.addr(arg, self.key)
+        } else {
+            self.metadata.ctx(arg, self.key)
+        }
+        .unwrap_or_default()
     }
 }
 
 impl PartialEq for CtxUdf {
     fn eq(&self, other: &Self) -> bool {
-        self.key == other.key && Arc::ptr_eq(&self.metadata, &other.metadata)
+        self.key == other.key
+            && self.by_addr == other.by_addr
+            && Arc::ptr_eq(&self.metadata, &other.metadata)
     }
 }
 
@@ -74,7 +98,10 @@ impl ScalarUDFImpl for CtxUdf {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let [arg] = args.args.as_slice() else {
-            return exec_err!("{} takes one argument (the upid column)", self.name);
+            return exec_err!(
+                "{} takes one argument (a upid or address column)",
+                self.name
+            );
         };
         match arg {
             ColumnarValue::Scalar(ScalarValue::Utf8(v)) => Ok(ColumnarValue::Scalar(

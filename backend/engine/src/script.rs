@@ -44,6 +44,8 @@
 //!   `h.hdr_count()` and `h.hdr_buckets()`: JSON `[{"le":ns,"count":n},...]`, buckets doubling
 //!   from 1 ns, for the histogram widget.
 //! - `df.ctx("service")`, `px::ctx(df, "service")`, `df.ctx["service"]`: from `upid`.
+//! - `px::addr_ctx(df.remote_addr, "pod")`: what an address is in the cluster (`pod`,
+//!   `service`, `namespace`, `node`, `deployment`, `owner`); empty when unknown or local.
 //! - `px::display(df, name?, widget?)`: an output table; `widget` a map (sent as JSON).
 //! - Limits (`EngineConfig`, pxtopd flags): operations (`--script-max-operations`), call
 //!   depth (`--script-max-call-depth`), the deadline (`--script-timeout`), and rows per output
@@ -816,6 +818,20 @@ fn px_module(env: &Arc<Env>) -> Module {
     m.set_native_fn(
         "ctx",
         move |c: NativeCallContext<'_>, df: Frame, key: &str| placed(&c, e.ctx(&df, key)),
+    );
+    let e = env.clone();
+    m.set_native_fn(
+        "addr_ctx",
+        move |c: NativeCallContext<'_>, addr: Dynamic, key: &str| {
+            let build = || {
+                let addr = to_expr(addr, "px::addr_ctx address")?;
+                let key: CtxKey = key.parse().map_err(|e| invalid(format!("{e}")))?;
+                Ok(ColExpr(
+                    CtxUdf::addr_udf(e.metadata.clone(), key).call(vec![addr]),
+                ))
+            };
+            placed(&c, build())
+        },
     );
     m.set_native_fn(
         "select",

@@ -35,6 +35,14 @@ impl Metadata for Services {
             _ => None,
         }
     }
+
+    fn addr(&self, addr: &str, key: CtxKey) -> Option<String> {
+        match (addr, key) {
+            ("10.0.0.9", CtxKey::Pod) => Some("shop/client-0".to_string()),
+            ("10.0.0.9", CtxKey::Service) => Some("shop/client".to_string()),
+            _ => None,
+        }
+    }
 }
 
 fn now_ns() -> i64 {
@@ -1752,4 +1760,32 @@ async fn describe_lists_params_without_needing_outputs() {
     );
     let e = f.engine.describe("x", "loop {").unwrap_err();
     assert!(e.to_string().contains("syntax error"), "{e}");
+}
+
+#[tokio::test]
+async fn addr_ctx_names_remote_addresses() {
+    let (store, _) = pgsql_fixture();
+    let e = Engine::new(store, Arc::new(Services), EngineConfig::default());
+    let src = r#"
+        let df = px::DataFrame("pgsql_events");
+        df.peer = px::addr_ctx(df.remote_addr, "pod");
+        df.peer_svc = px::addr_ctx(df.remote_addr, "service");
+        df.none = px::addr_ctx(df.local_addr, "pod");
+        df = df.groupby(["peer", "peer_svc", "none"]).agg(#{ n: ["latency", "count"] });
+        px::display(df);
+    "#;
+    let out = run(&e, src).await;
+    let b = one(&out[0]);
+    assert_eq!(b.num_rows(), 1);
+    assert_eq!(strs(&b, "peer"), ["shop/client-0"]);
+    assert_eq!(strs(&b, "peer_svc"), ["shop/client"]);
+    assert_eq!(strs(&b, "none"), [""]);
+    let err = run_args(
+        &e,
+        r#"let df = px::DataFrame("pgsql_events"); df.x = px::addr_ctx(df.remote_addr, "svc");"#,
+        &[],
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("known keys"), "{err}");
 }

@@ -45,7 +45,8 @@ impl Metadata for Local {
             CtxKey::Pod => format!("{name}-{pid}"),
             CtxKey::Namespace => "local".to_string(),
             CtxKey::Node => "fixture-host".to_string(),
-            CtxKey::Container => String::new(),
+            CtxKey::Container | CtxKey::Deployment => String::new(),
+            CtxKey::Owner => name.to_string(),
             CtxKey::Cmdline => format!("/usr/bin/{name} --port 8080"),
             CtxKey::Pid => pid.to_string(),
         })

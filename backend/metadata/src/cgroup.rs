@@ -149,8 +149,13 @@ fn is_container_id(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
-/// `8-4-4-4-12` hex, as Kubernetes UIDs are.
+/// `8-4-4-4-12` hex, as Kubernetes UIDs are, or 32 hex digits: a static pod's UID, the hash
+/// of its manifest the kubelet names it by (its mirror pod in the API carries it in the
+/// `kubernetes.io/config.mirror` annotation).
 fn is_uid(s: &str) -> bool {
+    if s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return true;
+    }
     let parts: Vec<&str> = s.split('-').collect();
     parts.len() == 5
         && parts
@@ -258,6 +263,21 @@ mod tests {
         });
         assert_eq!(parse_proc_cgroup(&plain_v2), want);
         assert_eq!(parse_proc_cgroup(&plain_v1), want);
+    }
+
+    #[test]
+    fn static_pods_name_their_manifest_hash() {
+        let hash = "3f2a9c4b5d6e7f8091a2b3c4d5e6f708";
+        let f = format!(
+            "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{hash}.slice/cri-containerd-{ID}.scope"
+        );
+        let c = parse_proc_cgroup(&f).unwrap();
+        assert_eq!(c.pod_uid.as_deref(), Some(hash));
+        let v1 = format!("11:memory:/kubepods/burstable/pod{hash}/{ID}");
+        assert_eq!(
+            parse_proc_cgroup(&v1).unwrap().pod_uid.as_deref(),
+            Some(hash)
+        );
     }
 
     #[test]

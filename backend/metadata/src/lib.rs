@@ -1,6 +1,8 @@
-//! Metadata for rows: upid → process, and (in a cluster, later) container, pod, service,
-//! namespace and node. Locally, without a cluster, the same lookups fall back to the process
-//! name and the host's identity, so `ctx("service")` still groups traffic meaningfully.
+//! Metadata for rows: upid → process, and in a cluster container, pod, service, namespace,
+//! node and owner ([`cluster::KubeMetadata`], from kube-rs reflectors), plus remote address →
+//! pod or service. Locally, without a cluster, the same lookups fall back to the process name
+//! and the host's identity ([`LocalMetadata`]), so `ctx("service")` still groups traffic
+//! meaningfully.
 #![forbid(unsafe_code)]
 
 use std::{collections::HashMap, fmt, str::FromStr, sync::Arc};
@@ -8,29 +10,41 @@ use std::{collections::HashMap, fmt, str::FromStr, sync::Arc};
 use parking_lot::RwLock;
 
 pub mod cgroup;
+pub mod cluster;
+pub mod index;
+
+pub use cluster::{KubeMetadata, KubeStatus};
 
 /// What a script can ask of a row's process with `ctx(...)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CtxKey {
-    /// The service the process serves (locally: its process name).
+    /// The service the process serves: `namespace/name` of the services whose endpoint
+    /// slices name its pod, comma-separated, empty for a pod behind none (locally: the process
+    /// name).
     Service,
-    /// The pod (locally: `name-pid`).
+    /// The pod, `namespace/name` (locally: `name-pid`).
     Pod,
     /// The namespace (locally: `local`).
     Namespace,
     /// The node (locally: the host name).
     Node,
-    /// The container (locally: empty).
+    /// The container's name (locally: empty).
     Container,
     /// The process's command line.
     Cmdline,
     /// The process id.
     Pid,
+    /// The pod's Deployment, `namespace/name` (through its ReplicaSet), empty if it has none
+    /// (locally: empty).
+    Deployment,
+    /// The pod's top-level controller, `namespace/name`: its Deployment, StatefulSet,
+    /// DaemonSet, Job, or a bare ReplicaSet (locally: the process name).
+    Owner,
 }
 
 impl CtxKey {
     /// Every key, in the order `--help` lists them.
-    pub const ALL: [CtxKey; 7] = [
+    pub const ALL: [CtxKey; 9] = [
         CtxKey::Service,
         CtxKey::Pod,
         CtxKey::Namespace,
@@ -38,6 +52,8 @@ impl CtxKey {
         CtxKey::Container,
         CtxKey::Cmdline,
         CtxKey::Pid,
+        CtxKey::Deployment,
+        CtxKey::Owner,
     ];
 
     /// The key's name in scripts.
@@ -50,6 +66,8 @@ impl CtxKey {
             CtxKey::Container => "container",
             CtxKey::Cmdline => "cmdline",
             CtxKey::Pid => "pid",
+            CtxKey::Deployment => "deployment",
+            CtxKey::Owner => "owner",
         }
     }
 }
@@ -93,6 +111,15 @@ impl FromStr for CtxKey {
 pub trait Metadata: Send + Sync + fmt::Debug {
     /// The value of `key` for the process `upid` (Pixie's upid string), if known.
     fn ctx(&self, upid: &str, key: CtxKey) -> Option<String>;
+
+    /// What the remote address `addr` (an IP, as the tables' `remote_addr` holds it) is in the
+    /// cluster: for `Pod`, `Namespace`, `Node`, `Service`, `Deployment`, `Owner` the pod with
+    /// that IP, else the service with that ClusterIP or endpoint, else the node. Locally:
+    /// nothing.
+    fn addr(&self, addr: &str, key: CtxKey) -> Option<String> {
+        let _ = (addr, key);
+        None
+    }
 }
 
 /// What is known of one process.
@@ -172,9 +199,9 @@ impl Metadata for LocalMetadata {
         match key {
             CtxKey::Node => Some(self.host.clone()),
             CtxKey::Namespace => Some("local".to_string()),
-            CtxKey::Container => Some(String::new()),
+            CtxKey::Container | CtxKey::Deployment => Some(String::new()),
             CtxKey::Pid => Some(pid.to_string()),
-            CtxKey::Service => self.process(pid).map(|p| p.name),
+            CtxKey::Service | CtxKey::Owner => self.process(pid).map(|p| p.name),
             CtxKey::Pod => self.process(pid).map(|p| format!("{}-{pid}", p.name)),
             CtxKey::Cmdline => self.process(pid).map(|p| p.cmdline),
         }

@@ -103,13 +103,23 @@ pub struct ProbeHealth {
 }
 
 /// Reads the probes' health while the PEM runs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct HealthReader(Arc<Mutex<Vec<ProbeHealth>>>);
 
 impl HealthReader {
     /// The probes' health and loss counters now.
     pub fn get(&self) -> Vec<ProbeHealth> {
         self.0.lock().clone()
+    }
+
+    /// Adds, or replaces by name, the health of a part of the agent that is not a probe (the
+    /// Kubernetes metadata watchers), so that `probe_status` and `Health` show it too.
+    pub fn set(&self, health: ProbeHealth) {
+        let mut h = self.0.lock();
+        match h.iter_mut().find(|p| p.name == health.name) {
+            Some(p) => *p = health,
+            None => h.push(health),
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use pxtop_kelvin::{
     HealthSource, KelvinService, NoProbes,
     cluster::{PemIdentity, PemRegistry},
 };
-use pxtop_metadata::{LocalMetadata, Metadata};
+use pxtop_metadata::{KubeMetadata, LocalMetadata, Metadata};
 use pxtop_pem::{HealthReader, PemConfig, PemError};
 use pxtop_proto::v1;
 use pxtop_store::{Store, StoreConfig, StoreError};
@@ -39,6 +39,34 @@ pub struct Config {
     pub engine: EngineConfig,
     /// This node's name in `ctx("node")` (default: the host name).
     pub node_name: Option<String>,
+    /// Whether `ctx(...)` is served from the cluster's API (PEM and all-in-one only).
+    pub kube: KubeMode,
+    /// How long start-up waits for the metadata watchers' initial lists before serving
+    /// anyway (until they arrive, lookups answer locally and the health says what is pending).
+    pub kube_sync_timeout: Duration,
+}
+
+/// Where `ctx(...)` lookups come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KubeMode {
+    /// From the cluster when running in one (`KUBERNETES_SERVICE_HOST` is set), else locally.
+    #[default]
+    Auto,
+    /// From the cluster (in-cluster config or kubeconfig); failing to connect is an error.
+    On,
+    /// Locally: process names and the host's name.
+    Off,
+}
+
+impl KubeMode {
+    /// Whether to use the cluster, given the environment.
+    pub fn wanted(self) -> bool {
+        match self {
+            KubeMode::Auto => std::env::var_os("KUBERNETES_SERVICE_HOST").is_some(),
+            KubeMode::On => true,
+            KubeMode::Off => false,
+        }
+    }
 }
 
 impl Default for Config {
@@ -51,6 +79,8 @@ impl Default for Config {
             pem: PemConfig::default(),
             engine: EngineConfig::default(),
             node_name: None,
+            kube: KubeMode::Auto,
+            kube_sync_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -85,6 +115,12 @@ pub enum Error {
     /// The gRPC server failed.
     #[error("gRPC server: {0}")]
     Serve(#[from] tonic::transport::Error),
+    /// `--kube` was asked for and no cluster could be reached.
+    #[error(
+        "Kubernetes metadata: {0}; run in a pod with a service account (deploy/kubernetes), \
+         set KUBECONFIG, or pass --no-kube"
+    )]
+    Kube(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// Checks that this host can run the probes: root (or CAP_BPF + CAP_PERFMON), kernel BTF,
@@ -112,6 +148,64 @@ impl HealthSource for PemHealth {
     }
 }
 
+/// The metadata watchers' health as a `kube_metadata` entry: attached once every kind is
+/// listed, the error naming the kinds still pending and the watchers' last errors.
+fn kube_health(st: &pxtop_metadata::KubeStatus) -> pxtop_pem::ProbeHealth {
+    let mut error = Vec::new();
+    if !st.pending.is_empty() {
+        error.push(format!(
+            "waiting for the first list of {}",
+            st.pending.join(", ")
+        ));
+    }
+    error.extend(st.errors.iter().cloned());
+    pxtop_pem::ProbeHealth {
+        name: "kube_metadata".to_string(),
+        attached: st.synced(),
+        error: (!error.is_empty()).then(|| error.join("; ")),
+        events: st.events,
+        ..pxtop_pem::ProbeHealth::default()
+    }
+}
+
+/// Keeps `kube`'s entry in `health` current (every second), so `probe_status` rows and the
+/// `Health` answer show it.
+fn report_kube_health(
+    kube: &Arc<KubeMetadata>,
+    health: HealthReader,
+) -> tokio::task::JoinHandle<()> {
+    let kube = Arc::downgrade(kube);
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            every.tick().await;
+            let Some(k) = kube.upgrade() else { return };
+            health.set(kube_health(&k.status()));
+        }
+    })
+}
+
+/// Starts the cluster metadata for `node` over `local`, waiting up to `timeout` for the
+/// watchers' first lists.
+async fn start_kube(
+    node: &str,
+    local: Arc<LocalMetadata>,
+    timeout: Duration,
+) -> Result<Arc<KubeMetadata>, Error> {
+    let kube = KubeMetadata::connect(node.to_string(), local)
+        .await
+        .map_err(|e| Error::Kube(Box::new(e)))?;
+    if kube.wait_synced(timeout).await {
+        let [pods, services, slices, nodes] = kube.status().counts;
+        tracing::info!(pods, services, slices, nodes, "Kubernetes metadata synced");
+    } else {
+        // NB: serving anyway: lookups answer locally until the lists arrive, and
+        // px/probe_status (kube_metadata) says what is missing.
+        tracing::warn!(status = ?kube.status(), ?timeout, "Kubernetes metadata not synced yet");
+    }
+    Ok(kube)
+}
+
 /// One node's data side: its store, metadata, capture (when on) and engine.
 struct Node {
     /// The node's name (`ctx("node")`, and the PEM's name in cluster mode).
@@ -120,9 +214,25 @@ struct Node {
     engine: Arc<Engine>,
     pem: Option<pxtop_pem::PemHandle>,
     health: Arc<dyn HealthSource>,
+    /// Keeps the metadata watchers' health entry current (in a cluster).
+    kube_health: Option<tokio::task::JoinHandle<()>>,
 }
 
-async fn start_node(config: &Config, capture: bool) -> Result<Node, Error> {
+impl Node {
+    /// Detaches the probes and stops the health reporting.
+    async fn shutdown(self) {
+        if let Some(t) = self.kube_health {
+            t.abort();
+        }
+        if let Some(p) = self.pem {
+            p.shutdown().await;
+        }
+    }
+}
+
+/// Starts a node's data side; `serves_rows` is false for Kelvin, whose own store stays empty
+/// (the PEMs answer `ctx(...)` for their rows).
+async fn start_node(config: &Config, capture: bool, serves_rows: bool) -> Result<Node, Error> {
     if config.token.is_empty() {
         return Err(Error::NoToken);
     }
@@ -136,16 +246,40 @@ async fn start_node(config: &Config, capture: bool) -> Result<Node, Error> {
         None => LocalMetadata::new(),
     };
     let name = metadata.host().to_string();
+    let kube = if serves_rows && config.kube.wanted() {
+        match start_kube(&name, metadata.clone(), config.kube_sync_timeout).await {
+            Ok(k) => Some(k),
+            Err(e) if config.kube == KubeMode::Auto => {
+                tracing::warn!(error = %e, "serving local metadata");
+                None
+            }
+            Err(e) => return Err(e),
+        }
+    } else {
+        None
+    };
     let pem = if capture {
         Some(pxtop_pem::start(config.pem.clone(), store.clone(), metadata.clone()).await?)
     } else {
         None
     };
-    let health: Arc<dyn HealthSource> = match &pem {
-        Some(p) => Arc::new(PemHealth(p.health_reader())),
+    // Without capture, a health list of the watchers' entry alone.
+    let reader = match &pem {
+        Some(p) => Some(p.health_reader()),
+        None => kube.as_ref().map(|_| pxtop_pem::HealthReader::default()),
+    };
+    let kube_health = kube
+        .as_ref()
+        .zip(reader.clone())
+        .map(|(k, r)| report_kube_health(k, r));
+    let health: Arc<dyn HealthSource> = match reader {
+        Some(r) => Arc::new(PemHealth(r)),
         None => Arc::new(NoProbes),
     };
-    let metadata: Arc<dyn Metadata + Send + Sync> = metadata;
+    let metadata: Arc<dyn Metadata + Send + Sync> = match kube {
+        Some(k) => k,
+        None => metadata,
+    };
     let engine = Arc::new(Engine::new(store.clone(), metadata, config.engine.clone()));
     Ok(Node {
         name,
@@ -153,6 +287,7 @@ async fn start_node(config: &Config, capture: bool) -> Result<Node, Error> {
         engine,
         pem,
         health,
+        kube_health,
     })
 }
 
@@ -162,12 +297,10 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
-    let node = start_node(&config, config.capture).await?;
-    let service = KelvinService::new(node.engine, node.store, node.health);
+    let node = start_node(&config, config.capture, true).await?;
+    let service = KelvinService::new(node.engine.clone(), node.store.clone(), node.health.clone());
     let served = pxtop_kelvin::serve(listener, service, &config.token, shutdown).await;
-    if let Some(p) = node.pem {
-        p.shutdown().await;
-    }
+    node.shutdown().await;
     Ok(served?)
 }
 
@@ -188,7 +321,7 @@ pub async fn run_pem(
     role: PemRole,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
-    let node = start_node(&config, config.capture).await?;
+    let node = start_node(&config, config.capture, true).await?;
     let name = node.name.clone();
     let started_ns = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -211,9 +344,7 @@ pub async fn run_pem(
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await;
     beat.abort();
-    if let Some(p) = node.pem {
-        p.shutdown().await;
-    }
+    node.shutdown().await;
     Ok(served?)
 }
 
@@ -225,8 +356,71 @@ pub async fn run_kelvin(
     pem_timeout: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
-    let node = start_node(&config, false).await?;
+    let node = start_node(&config, false, false).await?;
     let registry = PemRegistry::new(&config.token, pem_timeout);
     let service = KelvinService::new(node.engine, node.store, node.health).with_registry(registry);
     Ok(pxtop_kelvin::serve(listener, service, &config.token, shutdown).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use pxtop_metadata::KubeStatus;
+
+    use super::*;
+
+    #[test]
+    fn kube_health_names_pending_kinds_and_errors() {
+        let h = kube_health(&KubeStatus {
+            pending: vec!["pods", "services"],
+            errors: vec!["pods: failed to perform initial object list: forbidden".into()],
+            events: 3,
+            counts: [0; 4],
+        });
+        assert_eq!(h.name, "kube_metadata");
+        assert!(!h.attached);
+        assert_eq!(
+            h.error.as_deref(),
+            Some(
+                "waiting for the first list of pods, services; \
+                 pods: failed to perform initial object list: forbidden"
+            )
+        );
+        let h = kube_health(&KubeStatus {
+            pending: vec![],
+            errors: vec![],
+            events: 9,
+            counts: [4, 3, 3, 2],
+        });
+        assert!(h.attached && h.error.is_none() && h.events == 9);
+    }
+
+    #[test]
+    fn kube_mode_flags_override_the_environment() {
+        assert!(KubeMode::On.wanted());
+        assert!(!KubeMode::Off.wanted());
+        assert_eq!(
+            KubeMode::Auto.wanted(),
+            std::env::var_os("KUBERNETES_SERVICE_HOST").is_some()
+        );
+    }
+
+    #[test]
+    fn health_reader_entries_are_replaced_by_name() {
+        let r = pxtop_pem::HealthReader::default();
+        r.set(kube_health(&KubeStatus {
+            pending: vec!["pods"],
+            errors: vec![],
+            events: 0,
+            counts: [0; 4],
+        }));
+        r.set(kube_health(&KubeStatus {
+            pending: vec![],
+            errors: vec![],
+            events: 1,
+            counts: [0; 4],
+        }));
+        let all = r.get();
+        assert_eq!(all.len(), 1);
+        assert!(all[0].attached);
+    }
 }

@@ -141,6 +141,20 @@ struct CaptureArgs {
     /// a namespace, as in tests and dev clusters).
     #[arg(long, value_enum, default_value_t = CaptureScope::Node)]
     capture_scope: CaptureScope,
+    /// Name rows after the cluster's pods, services, namespaces, nodes and owners, watching
+    /// the Kubernetes API (the pod's service account, else KUBECONFIG). Default: on when
+    /// KUBERNETES_SERVICE_HOST is set (in a pod), falling back to local names if the API
+    /// cannot be reached; with --kube that is an error.
+    #[arg(long, conflicts_with = "no_kube")]
+    kube: bool,
+    /// Never watch the Kubernetes API: rows are named after processes and this host.
+    #[arg(long)]
+    no_kube: bool,
+    /// How long start-up waits for the Kubernetes API's first lists before serving anyway
+    /// (lookups answer locally until they arrive; px/probe_status's kube_metadata row says
+    /// what is pending).
+    #[arg(long, default_value = "30s", value_parser = parse_seconds)]
+    kube_sync_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -304,6 +318,12 @@ fn apply_capture(config: &mut Config, args: &CaptureArgs) -> anyhow::Result<()> 
     config.table_budgets = args.table_budgets.clone();
     config.capture = !args.no_capture;
     config.pem.own_netns_only = args.capture_scope == CaptureScope::Netns;
+    config.kube = match (args.kube, args.no_kube) {
+        (true, _) => pxtopd::KubeMode::On,
+        (_, true) => pxtopd::KubeMode::Off,
+        _ => pxtopd::KubeMode::Auto,
+    };
+    config.kube_sync_timeout = args.kube_sync_timeout;
     config.pem.capture_bytes = u32::try_from(args.capture_bytes)
         .map_err(|_| anyhow::anyhow!("--capture-bytes is too large"))?;
     config.pem.body_limit = usize::try_from(args.body_limit)?;
@@ -432,6 +452,14 @@ mod script_limit_tests {
         assert_eq!(p.advertise.as_deref(), Some("10.0.0.7:50452"));
         assert_eq!(p.node_name.as_deref(), Some("node-7"));
         assert!(p.capture.no_capture);
+        assert!(!p.capture.kube && !p.capture.no_kube);
+        let a = Args::try_parse_from(["pxtopd", "pem", "--kelvin", "k:1", "--no-kube"]).unwrap();
+        let Some(super::Role::Pem(p)) = a.role else {
+            panic!("not a PEM: {a:?}")
+        };
+        assert!(p.capture.no_kube);
+        assert!(Args::try_parse_from(["pxtopd", "--kube", "--no-kube"]).is_err());
+        assert!(Args::try_parse_from(["pxtopd", "kelvin", "--kube"]).is_err());
         let a = Args::try_parse_from(["pxtopd", "kelvin", "--pem-timeout", "5s"]).unwrap();
         let Some(super::Role::Kelvin(k)) = a.role else {
             panic!("not Kelvin: {a:?}")
