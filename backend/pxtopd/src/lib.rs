@@ -9,11 +9,13 @@ pub mod token;
 use std::{sync::Arc, time::Duration};
 
 use pxtop_engine::{Engine, EngineConfig};
+pub use pxtop_kelvin::ServerTls;
 use pxtop_kelvin::{
-    HealthSource, KelvinService, NoProbes,
+    HealthSource, KelvinService,
     cluster::{PemIdentity, PemRegistry},
 };
 use pxtop_metadata::{LocalMetadata, Metadata};
+pub use pxtop_pem::{DoctorCheck, doctor};
 use pxtop_pem::{HealthReader, PemConfig, PemError};
 use pxtop_proto::v1;
 use pxtop_store::{Store, StoreConfig, StoreError};
@@ -39,6 +41,8 @@ pub struct Config {
     pub engine: EngineConfig,
     /// This node's name in `ctx("node")` (default: the host name).
     pub node_name: Option<String>,
+    /// Serve pxtop's API (and Kelvin's registry) over TLS with this identity.
+    pub tls: Option<pxtop_kelvin::ServerTls>,
 }
 
 impl Default for Config {
@@ -51,6 +55,7 @@ impl Default for Config {
             pem: PemConfig::default(),
             engine: EngineConfig::default(),
             node_name: None,
+            tls: None,
         }
     }
 }
@@ -93,11 +98,34 @@ pub fn preflight() -> Result<(), PreflightError> {
     Ok(pxtop_pem::preflight()?)
 }
 
-struct PemHealth(HealthReader);
+/// This node's probe health (when capture runs) and `pxtop doctor` checks.
+struct PemHealth {
+    node: String,
+    reader: Option<HealthReader>,
+}
 
 impl HealthSource for PemHealth {
+    fn doctor(&self) -> v1::NodeDoctor {
+        v1::NodeDoctor {
+            node: self.node.clone(),
+            checks: doctor()
+                .into_iter()
+                .map(|c| v1::DoctorCheck {
+                    name: c.name,
+                    ok: c.ok,
+                    detail: c.detail,
+                    fix: c.fix,
+                })
+                .collect(),
+            error: String::new(),
+        }
+    }
+
     fn probes(&self) -> Vec<v1::ProbeHealth> {
-        self.0
+        let Some(reader) = &self.reader else {
+            return Vec::new();
+        };
+        reader
             .get()
             .into_iter()
             .map(|p| v1::ProbeHealth {
@@ -141,10 +169,10 @@ async fn start_node(config: &Config, capture: bool) -> Result<Node, Error> {
     } else {
         None
     };
-    let health: Arc<dyn HealthSource> = match &pem {
-        Some(p) => Arc::new(PemHealth(p.health_reader())),
-        None => Arc::new(NoProbes),
-    };
+    let health: Arc<dyn HealthSource> = Arc::new(PemHealth {
+        node: name.clone(),
+        reader: pem.as_ref().map(|p| p.health_reader()),
+    });
     let metadata: Arc<dyn Metadata + Send + Sync> = metadata;
     let engine = Arc::new(Engine::new(store.clone(), metadata, config.engine.clone()));
     Ok(Node {
@@ -164,7 +192,14 @@ pub async fn run(
 ) -> Result<(), Error> {
     let node = start_node(&config, config.capture).await?;
     let service = KelvinService::new(node.engine, node.store, node.health);
-    let served = pxtop_kelvin::serve(listener, service, &config.token, shutdown).await;
+    let served = pxtop_kelvin::serve(
+        listener,
+        service,
+        &config.token,
+        config.tls.as_ref(),
+        shutdown,
+    )
+    .await;
     if let Some(p) = node.pem {
         p.shutdown().await;
     }
@@ -178,6 +213,8 @@ pub struct PemRole {
     pub kelvin: String,
     /// The address Kelvin reaches this PEM's listener at, host:port.
     pub advertise: String,
+    /// Kelvin serves TLS: the CA (PEM) its certificate is signed by.
+    pub kelvin_ca: Option<Vec<u8>>,
 }
 
 /// The PEM role: captures on this node, serves its part of every query on `listener`, and
@@ -196,6 +233,7 @@ pub async fn run_pem(
     let beat = tokio::spawn(pxtop_kelvin::cluster::heartbeat_loop(
         role.kelvin,
         config.token.clone(),
+        role.kelvin_ca,
         PemIdentity {
             name,
             addr: role.advertise,
@@ -206,6 +244,7 @@ pub async fn run_pem(
     let served = tonic::transport::Server::builder()
         .add_service(pxtop_kelvin::cluster::pem_server(
             node.engine.clone(),
+            node.health.clone(),
             &config.token,
         ))
         .serve_with_incoming_shutdown(incoming, shutdown)
@@ -228,5 +267,12 @@ pub async fn run_kelvin(
     let node = start_node(&config, false).await?;
     let registry = PemRegistry::new(&config.token, pem_timeout);
     let service = KelvinService::new(node.engine, node.store, node.health).with_registry(registry);
-    Ok(pxtop_kelvin::serve(listener, service, &config.token, shutdown).await?)
+    Ok(pxtop_kelvin::serve(
+        listener,
+        service,
+        &config.token,
+        config.tls.as_ref(),
+        shutdown,
+    )
+    .await?)
 }

@@ -10,6 +10,9 @@
     reason = "fixture helpers outside #[test] fns: a broken fixture should panic"
 )]
 
+mod auth;
+mod deploy;
 mod fake;
 mod headless;
 mod render;
+mod tls;
