@@ -16,3 +16,14 @@ for f in "$ROOT"/deploy/kubernetes/*.yaml; do
 done
 "$VENV/bin/kubernetes-validate" --strict --quiet "${files[@]}"
 echo "manifests: ${#files[@]} files valid (kubernetes $VERSION schemas, strict)" >&2
+# With PXTOP_BIN (a built pxtop), also what `pxtop deploy` renders: the same files moved to
+# another namespace and image, plus the generated ConfigMap and Secrets.
+if [[ -n "${PXTOP_BIN:-}" ]]; then
+  out="$(mktemp -d)"
+  trap 'rm -rf "$out"' EXIT
+  "$PXTOP_BIN" deploy --dry-run -o yaml --namespace pxtop-check --image example.invalid/pxtopd:0 \
+    > "$out/all.yaml"
+  (cd "$out" && csplit -s -z -f doc all.yaml '/^---$/' '{*}' && rm all.yaml)
+  "$VENV/bin/kubernetes-validate" --strict --quiet "$out"/doc*
+  echo "pxtop deploy --dry-run: $(ls "$out" | wc -l) objects valid" >&2
+fi

@@ -16,7 +16,7 @@ pub mod socket;
 pub mod tcp_stats;
 pub mod tls;
 
-pub use preflight::{PreflightError, preflight};
+pub use preflight::{Check, PreflightError, doctor, preflight};
 pub use profiler::{Profiler, ProfilerConfig, ProfilerCounters, ProfilerError, StackCount};
 pub use socket::{
     CloseEvent, Counters, DataEvent, Direction, Event, OpenEvent, Role, SocketTracer,

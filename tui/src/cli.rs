@@ -1,6 +1,7 @@
 //! The command line: clap derive types whose doc comments are the `--help` text.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -20,9 +21,16 @@ Examples:
   pxtop run px/http_data --help         the script's description and parameters
   pxtop sql \"SELECT req_path, count(*) FROM http_events GROUP BY req_path\"
   pxtop tables -v                       list the tables, their sizes and columns
+  pxtop deploy --context prod           deploy to a cluster (then: pxtop --context prod)
+  pxtop --context prod run px/http_data query the cluster through the kubeconfig
+  pxtop --kube                          the TUI against the current context's cluster
+  pxtop auth login --context prod       store a token for that cluster
+  pxtop doctor                          can this node capture? (with --context: every node)
 
 Environment:
   PXTOP_ADDR    same as --addr
+  PXTOP_CA      same as --ca
+  PXTOP_CONTEXT same as --context (a kubeconfig context: query that cluster)
   PXTOP_TOKEN   bearer token sent to pxtopd (else the local token file pxtopd wrote)
   PXTOP_LOG     log filter (e.g. debug; else RUST_LOG); the TUI logs to ~/.cache/pxtop/pxtop.log
   NO_COLOR      disable colours in the TUI";
@@ -37,6 +45,41 @@ pub struct Cli {
     /// pxtopd's gRPC address (`host:port` is taken as `http://host:port`).
     #[arg(long, env = "PXTOP_ADDR", default_value = DEFAULT_ADDR, value_name = "URL", global = true)]
     pub addr: String,
+
+    /// Trust this CA (PEM file) and speak TLS to --addr (`host:port` then means
+    /// `https://host:port`). Needed when pxtopd serves TLS (`--tls-cert`).
+    #[arg(long, env = "PXTOP_CA", value_name = "PATH", global = true)]
+    pub ca: Option<PathBuf>,
+
+    /// The name pxtopd's certificate must hold, when not --addr's host.
+    #[arg(long, value_name = "NAME", global = true)]
+    pub tls_server_name: Option<String>,
+
+    /// Query the cluster of this kubeconfig context instead of --addr: pxtop reads the CA and
+    /// token that `pxtop deploy` stored and port-forwards to Kelvin, so Kubernetes RBAC decides
+    /// who may query. Also the cluster of auth, deploy, delete and doctor.
+    #[arg(
+        long,
+        env = "PXTOP_CONTEXT",
+        value_name = "NAME",
+        global = true,
+        conflicts_with = "local"
+    )]
+    pub context: Option<String>,
+
+    /// Like --context, with the kubeconfig's current context.
+    #[arg(long, global = true, conflicts_with_all = ["local", "context"])]
+    pub kube: bool,
+
+    /// The namespace pxtop is deployed in (with --context, deploy, delete).
+    #[arg(
+        long,
+        env = "PXTOP_NAMESPACE",
+        default_value = "pxtop",
+        value_name = "NAME",
+        global = true
+    )]
+    pub namespace: String,
 
     /// Run the backend (capture + query service) embedded in this process, on 127.0.0.1:50451
     /// (a free port if taken) with the local token, and use it instead of --addr (needs root,
@@ -57,6 +100,18 @@ pub struct Cli {
     /// What to do; with none, open the TUI.
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+impl Cli {
+    /// The cluster to talk to: `Some(Some(name))` with --context, `Some(None)` (the current
+    /// context) with --kube, `None` for --addr.
+    pub fn cluster(&self) -> Option<Option<&str>> {
+        match (&self.context, self.kube) {
+            (Some(c), _) => Some(Some(c.as_str())),
+            (None, true) => Some(None),
+            (None, false) => None,
+        }
+    }
 }
 
 /// The subcommands.
@@ -91,6 +146,90 @@ hdr_histogram(latency) with hdr_quantile(h, 0.99). Only queries run (no DDL or D
     Scripts(ListArgs),
     /// List the backend's tables: rows, bytes, dropped rows (and columns with -v).
     Tables(TablesArgs),
+    /// Store, show or forget the token for a cluster (OS keyring, else a 0600 file).
+    #[command(subcommand)]
+    Auth(AuthCommand),
+    /// Deploy pxtop to the cluster of the kubeconfig context (--context, default the current
+    /// one): manifests with
+    /// server-side apply, a fresh CA, Kelvin's certificate and a token in Secrets; waits until
+    /// every PEM and Kelvin are ready.
+    #[command(after_help = "\
+Examples:
+  pxtop deploy                              to the current context, namespace pxtop
+  pxtop deploy --context prod --image registry.example/pxtopd:0.1.0
+  pxtop deploy --dry-run -o yaml > pxtop.yaml   print what would be applied (with fresh secrets)
+
+Re-deploying keeps the Secrets that exist (so tokens in use stay valid); `pxtop delete` first
+to start over.")]
+    Deploy(DeployArgs),
+    /// Remove what `pxtop deploy` applied (the namespace, with its Secrets, and the cluster
+    /// role and binding).
+    Delete(DeleteArgs),
+    /// Check that this node can run pxtop's capture (kernel, BTF, capabilities, tracepoints,
+    /// memlock); with --context or --kube, every PEM's node instead. Exits non-zero on a
+    /// failure.
+    Doctor,
+}
+
+/// `pxtop auth`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum AuthCommand {
+    /// Store a token for the context (--context, default the current kubeconfig context),
+    /// read from a prompt or from stdin when it is not a terminal.
+    #[command(after_help = "\
+Examples:
+  pxtop auth login --context prod            prompts for the token
+  kubectl -n pxtop get secret pxtop-token -o jsonpath='{.data.token}' | base64 -d \\
+    | pxtop auth login --context prod")]
+    Login,
+    /// Where the context's token comes from (never prints the token).
+    Status,
+    /// Forget the context's stored token.
+    Logout,
+}
+
+/// `pxtop deploy`'s arguments.
+#[derive(Debug, Clone, Args)]
+pub struct DeployArgs {
+    /// Print the manifests instead of applying them (nothing is sent to the cluster).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Output format of --dry-run.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = ManifestFormat::Yaml,
+          requires = "dry_run")]
+    pub output: ManifestFormat,
+    /// pxtopd's container image.
+    #[arg(long, default_value = crate::cluster::manifests::DEFAULT_IMAGE, value_name = "IMAGE")]
+    pub image: String,
+    /// How long to wait for every PEM and Kelvin to be ready (e.g. 300s).
+    #[arg(long, default_value = "300s", value_parser = parse_seconds, value_name = "SECS")]
+    pub timeout: Duration,
+}
+
+/// `pxtop delete`'s arguments.
+#[derive(Debug, Clone, Args)]
+pub struct DeleteArgs {
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    pub yes: bool,
+}
+
+/// Manifest output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ManifestFormat {
+    /// Multi-document YAML, ready for `kubectl apply -f -`.
+    Yaml,
+}
+
+/// `300s`, `300`: whole seconds.
+fn parse_seconds(s: &str) -> Result<Duration, String> {
+    s.trim()
+        .trim_end_matches('s')
+        .parse::<u64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("{s:?} is not a number of seconds, e.g. 300s"))
 }
 
 /// `pxtop run`'s arguments.

@@ -49,6 +49,22 @@ pub enum ClientError {
         /// The gRPC status.
         status: Status,
     },
+    /// An https:// address without a CA to trust.
+    #[error(
+        "{addr} is https:// but no CA was given: pass the CA that signed pxtopd's certificate with --ca CA.pem (or use --context NAME for a cluster)"
+    )]
+    TlsNeedsCa {
+        /// The address as given.
+        addr: String,
+    },
+    /// The CA or server name cannot be used.
+    #[error("cannot set up TLS for {addr}: {source} (--ca must be a PEM certificate)")]
+    TlsConfig {
+        /// The server address.
+        addr: String,
+        /// tonic's error.
+        source: tonic::transport::Error,
+    },
     /// A result batch could not be decoded.
     #[error("cannot decode result table '{table}' from the server: {source}")]
     Decode {
@@ -66,9 +82,27 @@ impl ClientError {
             ClientError::Rpc { status, .. } if is_connection_refused(status) => {
                 Some("is pxtopd running? start it with `pxtopd` or use `pxtop --local`")
             }
-            ClientError::Rpc { status, .. } if status.code() == Code::Unauthenticated => {
-                Some("set PXTOP_TOKEN to the token pxtopd uses")
-            }
+            ClientError::Rpc { status, .. } if status.code() == Code::Unauthenticated => Some(
+                "set PXTOP_TOKEN to the token pxtopd uses, or store it with `pxtop auth login`",
+            ),
+            ClientError::Rpc { addr, status } => match tls_problem(addr, status)? {
+                TlsProblem::Untrusted => Some(
+                    "pass the CA that signed pxtopd's certificate with --ca CA.pem; in a \
+                     cluster `pxtop --context NAME` reads it from the pxtop-tls Secret",
+                ),
+                TlsProblem::WrongName => Some(
+                    "connect by a name the certificate holds, or say which with \
+                     --tls-server-name NAME",
+                ),
+                TlsProblem::ServerNotTls => Some(
+                    "connect with http:// and without --ca, or start pxtopd with \
+                     --tls-cert and --tls-key",
+                ),
+                TlsProblem::PlaintextToTls => Some(
+                    "if pxtopd serves TLS (--tls-cert), connect with https://HOST:PORT and \
+                     --ca CA.pem",
+                ),
+            },
             _ => None,
         }
     }
@@ -82,9 +116,77 @@ impl ClientError {
     }
 }
 
+/// What went wrong with TLS, told from the transport error's text (rustls' and hyper's errors
+/// reach us flattened into the source chain, not as types we can match).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TlsProblem {
+    /// The server's certificate is not signed by the CA we trust.
+    Untrusted,
+    /// The certificate does not name the host we connected to.
+    WrongName,
+    /// We spoke TLS, the server answered in plaintext.
+    ServerNotTls,
+    /// We spoke plaintext and the server hung up: likely a TLS-only port.
+    PlaintextToTls,
+}
+
+fn tls_problem(addr: &str, status: &Status) -> Option<TlsProblem> {
+    // A transport failure: Unavailable when connecting failed, Unknown when the connection
+    // broke under the request (hyper's error as the source either way).
+    let transport = match status.code() {
+        Code::Unavailable => true,
+        Code::Unknown => std::error::Error::source(status).is_some(),
+        _ => false,
+    };
+    if !transport || is_connection_refused(status) {
+        return None;
+    }
+    let text = format!("{} {}", status.message(), source_chain(status));
+    if text.contains("NotValidForName") || text.contains("not valid for name") {
+        Some(TlsProblem::WrongName)
+    } else if text.contains("UnknownIssuer")
+        || text.contains("invalid peer certificate")
+        || text.contains("BadSignature")
+    {
+        Some(TlsProblem::Untrusted)
+    } else if text.contains("InvalidContentType")
+        || text.contains("corrupt message")
+        || text.contains("InvalidMessage")
+    {
+        Some(TlsProblem::ServerNotTls)
+    } else if addr.starts_with("http://") {
+        Some(TlsProblem::PlaintextToTls)
+    } else {
+        None
+    }
+}
+
 fn rpc_message(addr: &str, status: &Status) -> String {
     if is_connection_refused(status) {
         return format!("cannot connect to pxtopd at {addr}: connection refused");
+    }
+    match tls_problem(addr, status) {
+        Some(TlsProblem::Untrusted) => {
+            return format!(
+                "pxtopd at {addr} presented a TLS certificate not signed by the trusted CA"
+            );
+        }
+        Some(TlsProblem::WrongName) => {
+            return format!(
+                "pxtopd at {addr} presented a TLS certificate for another name: {}",
+                source_chain(status)
+            );
+        }
+        Some(TlsProblem::ServerNotTls) => {
+            return format!("pxtopd at {addr} does not speak TLS");
+        }
+        Some(TlsProblem::PlaintextToTls) => {
+            return format!(
+                "pxtopd at {addr} closed the plaintext connection: {}",
+                source_chain(status)
+            );
+        }
+        None => {}
     }
     let msg = status.message();
     let msg = if msg.is_empty() {
@@ -243,6 +345,24 @@ pub enum ScriptSource {
     Source(String),
 }
 
+/// How a client trusts a TLS server: the CA that signed its certificate, and the name to check
+/// the certificate for when it is not the address's host (a port-forward to 127.0.0.1).
+#[derive(Clone, PartialEq, Eq)]
+pub struct TlsTrust {
+    /// The CA certificate, PEM.
+    pub ca_pem: Vec<u8>,
+    /// The name the server's certificate must hold (default: the address's host).
+    pub server_name: Option<String>,
+}
+
+impl std::fmt::Debug for TlsTrust {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsTrust")
+            .field("server_name", &self.server_name)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A connection to pxtopd. Cheap to clone (clones share the HTTP/2 channel).
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -254,20 +374,51 @@ impl Client {
     /// A client for `addr` sending `token`. Connects lazily: a down server shows up as an
     /// error on the first call, with a hint.
     pub fn new(addr: &str, token: Option<&str>) -> Result<Self, ClientError> {
-        let endpoint = Endpoint::from_shared(addr.to_owned())
+        Self::connect(addr, token, None)
+    }
+
+    /// A client for `addr` sending `token`, over TLS trusting `tls` when given (an `http://`
+    /// address then becomes `https://`). Connects lazily, like [`Client::new`].
+    pub fn connect(
+        addr: &str,
+        token: Option<&str>,
+        tls: Option<&TlsTrust>,
+    ) -> Result<Self, ClientError> {
+        let addr = match (tls, addr.strip_prefix("http://")) {
+            (Some(_), Some(rest)) => format!("https://{rest}"),
+            _ => addr.to_owned(),
+        };
+        let mut endpoint = Endpoint::from_shared(addr.clone())
             .map_err(|source| ClientError::InvalidAddr {
-                addr: addr.to_owned(),
+                addr: addr.clone(),
                 source,
             })?
             .connect_timeout(CONNECT_TIMEOUT);
+        match tls {
+            Some(t) => {
+                let mut config = tonic::transport::ClientTlsConfig::new()
+                    .ca_certificate(tonic::transport::Certificate::from_pem(&t.ca_pem));
+                if let Some(name) = &t.server_name {
+                    config = config.domain_name(name.clone());
+                }
+                endpoint =
+                    endpoint
+                        .tls_config(config)
+                        .map_err(|source| ClientError::TlsConfig {
+                            addr: addr.clone(),
+                            source,
+                        })?;
+            }
+            None if addr.starts_with("https://") => {
+                return Err(ClientError::TlsNeedsCa { addr });
+            }
+            None => {}
+        }
         let channel = endpoint.connect_lazy();
         let inner = PxtopClient::with_interceptor(channel, AuthInterceptor::new(token)?)
             // Result tables can be large; the server splits them, but be generous anyway.
             .max_decoding_message_size(256 * 1024 * 1024);
-        Ok(Client {
-            addr: addr.to_owned(),
-            inner,
-        })
+        Ok(Client { addr, inner })
     }
 
     /// The address this client talks to.
@@ -353,6 +504,16 @@ impl Client {
             .await
             .map_err(|s| self.rpc_error(s))?;
         Ok(response.into_inner().scripts)
+    }
+
+    /// Each node's `pxtop doctor` checks (every PEM's, from a cluster's Kelvin).
+    pub async fn doctor(&mut self) -> Result<Vec<pxtop_proto::v1::NodeDoctor>, ClientError> {
+        let response = self
+            .inner
+            .doctor(pxtop_proto::v1::DoctorRequest {})
+            .await
+            .map_err(|s| self.rpc_error(s))?;
+        Ok(response.into_inner().nodes)
     }
 
     /// The backend's tables.
@@ -487,7 +648,10 @@ pub(crate) mod tests {
             err.to_string(),
             "pxtopd at http://x:1 refused the token: missing bearer token"
         );
-        assert_eq!(err.hint(), Some("set PXTOP_TOKEN to the token pxtopd uses"));
+        assert_eq!(
+            err.hint(),
+            Some("set PXTOP_TOKEN to the token pxtopd uses, or store it with `pxtop auth login`")
+        );
         let other = ClientError::Rpc {
             addr: "http://x:1".into(),
             status: Status::invalid_argument("line 3: unknown column 'foo'"),

@@ -2,8 +2,10 @@
 //! with `--local`, the backend runs embedded in this process.
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod cli;
 pub mod client;
+pub mod cluster;
 pub mod local;
 pub mod output;
 pub mod theme;
@@ -47,6 +49,26 @@ pub enum Error {
     /// `--local`: the embedded backend failed.
     #[error(transparent)]
     Local(#[from] LocalError),
+    /// The cluster's API refused or failed.
+    #[error(transparent)]
+    Kube(#[from] cluster::kube::KubeError),
+    /// Storing or reading a token failed.
+    #[error(transparent)]
+    Auth(#[from] auth::AuthError),
+    /// The manifests cannot be rendered.
+    #[error(transparent)]
+    Manifest(#[from] cluster::manifests::ManifestError),
+    /// `--ca` cannot be read.
+    #[error("cannot read --ca {path}: {source}")]
+    ReadCa {
+        /// The path given.
+        path: String,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// The command cannot go on; the message says why and what to do.
+    #[error("{0}")]
+    Usage(String),
 }
 
 impl Error {
@@ -67,6 +89,14 @@ pub fn resolve_token() -> Option<String> {
 /// Runs the command line: connects (or starts the embedded backend), then runs the subcommand
 /// or the TUI.
 pub async fn run(cli: Cli) -> Result<(), Error> {
+    // Commands that talk to the cluster's API or this node, not to pxtopd.
+    match &cli.command {
+        Some(Command::Auth(cmd)) => return cluster::commands::auth(&cli, cmd),
+        Some(Command::Deploy(args)) => return cluster::commands::deploy(&cli, args).await,
+        Some(Command::Delete(args)) => return cluster::commands::delete(&cli, args).await,
+        Some(Command::Doctor) => return cluster::commands::doctor(&cli).await,
+        _ => {}
+    }
     // Load the theme before anything else so a typo fails before the screen is taken over.
     let theme = match cli.command {
         None => Some(load_theme(&cli.theme)?),
@@ -90,6 +120,25 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
     result
 }
 
+/// The client for `--addr` (with `--ca`: over TLS trusting that CA).
+fn direct_client(cli: &Cli) -> Result<Client, Error> {
+    let tls = match &cli.ca {
+        Some(path) => Some(client::TlsTrust {
+            ca_pem: std::fs::read(path).map_err(|source| Error::ReadCa {
+                path: path.display().to_string(),
+                source,
+            })?,
+            server_name: cli.tls_server_name.clone(),
+        }),
+        None => None,
+    };
+    Ok(Client::connect(
+        &normalize_addr(&cli.addr),
+        resolve_token().as_deref(),
+        tls.as_ref(),
+    )?)
+}
+
 fn load_theme(name: &str) -> Result<Theme, ThemeError> {
     let theme = Theme::load(name)?;
     Ok(if Theme::no_color_requested() {
@@ -104,9 +153,17 @@ async fn run_with(
     theme: Option<Theme>,
     local: Option<&LocalBackend>,
 ) -> Result<(), Error> {
-    let client = match local {
-        Some(l) => Client::new(l.addr(), Some(l.token()))?,
-        None => Client::new(&normalize_addr(&cli.addr), resolve_token().as_deref())?,
+    // NB: the route holds the port-forward open; it lives until the command is done.
+    let (client, _route) = match local {
+        Some(l) => (Client::new(l.addr(), Some(l.token()))?, None),
+        None => match cli.cluster() {
+            Some(context) => {
+                let (client, route) =
+                    cluster::commands::connect_context(context, &cli.namespace).await?;
+                (client, Some(route))
+            }
+            None => (direct_client(cli)?, None),
+        },
     };
     match &cli.command {
         None => {
@@ -158,6 +215,10 @@ async fn run_with(
         Some(Command::Tables(args)) => {
             let tables = client.clone().list_tables().await?;
             print(|out| output::write_table_infos(out, &tables, args.verbose, args.json))
+        }
+        // Handled in `run` before connecting.
+        Some(Command::Auth(_) | Command::Deploy(_) | Command::Delete(_) | Command::Doctor) => {
+            Ok(())
         }
     }
 }
@@ -270,7 +331,9 @@ async fn run_source(
 }
 
 /// Writes to stdout through a buffer; a closed pipe (`| head`) is not an error.
-fn print(write: impl FnOnce(&mut dyn Write) -> Result<(), OutputError>) -> Result<(), Error> {
+pub(crate) fn print(
+    write: impl FnOnce(&mut dyn Write) -> Result<(), OutputError>,
+) -> Result<(), Error> {
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     let result = write(&mut out).and_then(|()| out.flush().map_err(OutputError::from));

@@ -20,7 +20,7 @@ use pxtop_engine::{Engine, PemAnswer, PemFleet, PemRequest, ipc_decode};
 use pxtop_proto::{
     AUTH_HEADER,
     v1::{
-        FragmentChunk, HeartbeatAck, PemHeartbeat, RunFragmentsRequest,
+        self, FragmentChunk, HeartbeatAck, PemHeartbeat, RunFragmentsRequest,
         pem_client::PemClient,
         pem_server::{Pem, PemServer},
         registry_client::RegistryClient,
@@ -140,6 +140,68 @@ impl PemRegistry {
                 silent_for: now - m.last_seen,
             })
             .collect()
+    }
+
+    /// Every PEM's `pxtop doctor` checks, asked in parallel; a PEM that is down or does not
+    /// answer within the PEM timeout is listed with the reason.
+    pub async fn doctor(&self) -> Vec<v1::NodeDoctor> {
+        let now = Instant::now();
+        let members: Vec<(String, Member)> = self
+            .members
+            .lock()
+            .await
+            .iter()
+            .filter(|(_, m)| now - m.last_seen < FORGET_AFTER)
+            .map(|(n, m)| (n.clone(), m.clone()))
+            .collect();
+        let mut nodes =
+            futures::future::join_all(members.into_iter().map(|(name, m)| async move {
+                let failed = |error: String| v1::NodeDoctor {
+                    node: name.clone(),
+                    checks: Vec::new(),
+                    error,
+                };
+                let silent = now - m.last_seen;
+                if silent >= STALE_AFTER {
+                    return failed(format!(
+                        "no heartbeat for {}s; is its node down?",
+                        silent.as_secs()
+                    ));
+                }
+                let mut req = Request::new(v1::DoctorRequest {});
+                req.set_timeout(self.pem_timeout);
+                match bearer(&self.token) {
+                    Ok(v) => {
+                        req.metadata_mut().insert(AUTH_HEADER, v);
+                    }
+                    Err(e) => return failed(e),
+                }
+                let mut client = PemClient::new(m.channel);
+                let call = client.doctor(req);
+                match tokio::time::timeout(self.pem_timeout, call).await {
+                    Ok(Ok(r)) => {
+                        let mut d = r.into_inner();
+                        d.node = name;
+                        d
+                    }
+                    Ok(Err(e)) => failed(format!("{} (at {})", describe(e), m.addr)),
+                    Err(_) => failed(format!(
+                        "no answer within {:?} (at {})",
+                        self.pem_timeout, m.addr
+                    )),
+                }
+            }))
+            .await;
+        if nodes.is_empty() {
+            nodes.push(v1::NodeDoctor {
+                node: "(no PEM)".into(),
+                checks: Vec::new(),
+                error: "no PEM has registered with Kelvin; see `kubectl get pods` for the \
+                        pxtop-pem DaemonSet"
+                    .into(),
+            });
+        }
+        nodes
     }
 
     /// Asks one PEM for its part.
@@ -267,15 +329,22 @@ impl Registry for RegistryService {
 }
 
 /// A PEM's `Pem` service: runs a query's PEM part on this node's engine.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PemService {
     engine: Arc<Engine>,
+    health: Arc<dyn crate::HealthSource>,
+}
+
+impl std::fmt::Debug for PemService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PemService").finish_non_exhaustive()
+    }
 }
 
 impl PemService {
-    /// The service over this node's engine.
-    pub fn new(engine: Arc<Engine>) -> Self {
-        Self { engine }
+    /// The service over this node's engine, with its node checks from `health`.
+    pub fn new(engine: Arc<Engine>, health: Arc<dyn crate::HealthSource>) -> Self {
+        Self { engine, health }
     }
 }
 
@@ -285,6 +354,13 @@ type ChunkStream =
 #[tonic::async_trait]
 impl Pem for PemService {
     type RunFragmentsStream = ChunkStream;
+
+    async fn doctor(
+        &self,
+        _request: Request<v1::DoctorRequest>,
+    ) -> Result<Response<v1::NodeDoctor>, Status> {
+        Ok(Response::new(self.health.doctor()))
+    }
 
     async fn run_fragments(
         &self,
@@ -325,9 +401,10 @@ impl Pem for PemService {
 /// The `Pem` service with the token check, ready for a tonic server.
 pub fn pem_server(
     engine: Arc<Engine>,
+    health: Arc<dyn crate::HealthSource>,
     token: &str,
 ) -> tonic::service::interceptor::InterceptedService<PemServer<PemService>, TokenCheck> {
-    let server = PemServer::new(PemService::new(engine))
+    let server = PemServer::new(PemService::new(engine, health))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     tonic::service::interceptor::InterceptedService::new(server, TokenCheck::new(token))
@@ -345,16 +422,37 @@ pub struct PemIdentity {
 }
 
 /// Heartbeats Kelvin at `kelvin` (host:port) forever, reconnecting with backoff when Kelvin is
-/// away. Logs the first failure of a streak and the recovery, not every retry.
-pub async fn heartbeat_loop(kelvin: String, token: String, me: PemIdentity) {
+/// away. Logs the first failure of a streak and the recovery, not every retry. With
+/// `kelvin_ca` (PEM), speaks TLS to Kelvin and trusts only certificates that CA signed, for
+/// Kelvin's host name in `kelvin`.
+pub async fn heartbeat_loop(
+    kelvin: String,
+    token: String,
+    kelvin_ca: Option<Vec<u8>>,
+    me: PemIdentity,
+) {
     let mut backoff = Duration::from_millis(200);
     let mut failing = false;
-    let endpoint = match Endpoint::from_shared(format!("http://{kelvin}")) {
+    let scheme = if kelvin_ca.is_some() { "https" } else { "http" };
+    let endpoint = match Endpoint::from_shared(format!("{scheme}://{kelvin}")) {
         Ok(e) => e.connect_timeout(Duration::from_secs(3)),
         Err(e) => {
             tracing::error!("--kelvin {kelvin:?} is not host:port ({e}); not registering");
             return;
         }
+    };
+    let endpoint = match kelvin_ca {
+        Some(ca) => match endpoint.tls_config(
+            tonic::transport::ClientTlsConfig::new()
+                .ca_certificate(tonic::transport::Certificate::from_pem(ca)),
+        ) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!("--kelvin-ca cannot be used: {e}; not registering");
+                return;
+            }
+        },
+        None => endpoint,
     };
     let mut client = RegistryClient::new(endpoint.connect_lazy());
     loop {

@@ -30,10 +30,19 @@ use tonic::{Request, Response, Status};
 pub use auth::TokenCheck;
 pub use ipc::{MAX_MESSAGE_BYTES, TARGET_MESSAGE_BYTES, encode_table};
 
-/// Where `Health` gets probe status from (the PEM, when capture runs).
+/// Where `Health` gets probe status from (the PEM, when capture runs), and `Doctor` this
+/// node's checks.
 pub trait HealthSource: Send + Sync + 'static {
     /// Each probe's health.
     fn probes(&self) -> Vec<v1::ProbeHealth>;
+
+    /// This node's `pxtop doctor` checks, under its name.
+    fn doctor(&self) -> v1::NodeDoctor {
+        v1::NodeDoctor {
+            error: "this backend runs no node checks".into(),
+            ..v1::NodeDoctor::default()
+        }
+    }
 }
 
 /// No probes (capture off).
@@ -295,14 +304,77 @@ impl Pxtop for KelvinService {
             probes,
         }))
     }
+
+    async fn doctor(
+        &self,
+        _request: Request<v1::DoctorRequest>,
+    ) -> Result<Response<v1::DoctorResponse>, Status> {
+        let nodes = match &self.registry {
+            Some(r) => r.doctor().await,
+            None => vec![self.health.doctor()],
+        };
+        Ok(Response::new(v1::DoctorResponse { nodes }))
+    }
 }
 
-/// Serves `service` on `listener` until `shutdown` completes. Requests must carry
-/// `authorization: Bearer <token>`.
+/// Kelvin's TLS identity: a PEM certificate (chain) and its PEM private key. With one, Kelvin
+/// serves gRPC over TLS (rustls) only; a plaintext client's connection is dropped in the
+/// handshake.
+#[derive(Clone)]
+pub struct ServerTls {
+    /// The certificate chain, PEM.
+    pub cert_pem: Vec<u8>,
+    /// The private key, PEM (PKCS#8, PKCS#1 or SEC1).
+    pub key_pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ServerTls(..)")
+    }
+}
+
+impl ServerTls {
+    /// Reads `cert` and `key` (PEM files).
+    pub fn from_files(cert: &std::path::Path, key: &std::path::Path) -> std::io::Result<Self> {
+        let read = |p: &std::path::Path| {
+            std::fs::read(p)
+                .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", p.display())))
+        };
+        Ok(Self {
+            cert_pem: read(cert)?,
+            key_pem: read(key)?,
+        })
+    }
+
+    /// tonic's server TLS settings for this identity.
+    pub fn config(&self) -> tonic::transport::ServerTlsConfig {
+        tonic::transport::ServerTlsConfig::new().identity(tonic::transport::Identity::from_pem(
+            &self.cert_pem,
+            &self.key_pem,
+        ))
+    }
+}
+
+/// A gRPC server builder, serving TLS with `tls` when given. A certificate or key rustls cannot
+/// use is an error here, before anything is served.
+pub fn server_builder(
+    tls: Option<&ServerTls>,
+) -> Result<tonic::transport::Server, tonic::transport::Error> {
+    let builder = tonic::transport::Server::builder();
+    match tls {
+        Some(t) => builder.tls_config(t.config()),
+        None => Ok(builder),
+    }
+}
+
+/// Serves `service` on `listener` until `shutdown` completes, over TLS when `tls` is given.
+/// Requests must carry `authorization: Bearer <token>`.
 pub async fn serve(
     listener: TcpListener,
     service: KelvinService,
     token: &str,
+    tls: Option<&ServerTls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let registry = service.registry.clone();
@@ -318,7 +390,7 @@ pub async fn serve(
         )
     });
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-    tonic::transport::Server::builder()
+    server_builder(tls)?
         .add_service(server)
         .add_optional_service(registry)
         .serve_with_incoming_shutdown(incoming, shutdown)

@@ -8,7 +8,7 @@ use std::{sync::Arc, time::Duration};
 
 use pxtop_engine::{Engine, EngineConfig};
 use pxtop_kelvin::{
-    KelvinService, NoProbes,
+    HealthSource, KelvinService, NoProbes, ServerTls,
     cluster::{PemIdentity, PemRegistry, heartbeat_loop, pem_server},
 };
 use pxtop_metadata::LocalMetadata;
@@ -67,10 +67,23 @@ async fn start_pem(
     kelvin: &str,
     token: &str,
 ) -> (Running, String) {
+    start_pem_with(name, engine, addr, kelvin, token, Arc::new(NoProbes), None).await
+}
+
+/// [`start_pem`] with its node checks from `health`, trusting Kelvin by `kelvin_ca` (TLS).
+async fn start_pem_with(
+    name: &str,
+    engine: Arc<Engine>,
+    addr: &str,
+    kelvin: &str,
+    token: &str,
+    health: Arc<dyn HealthSource>,
+    kelvin_ca: Option<Vec<u8>>,
+) -> (Running, String) {
     let listener = TcpListener::bind(addr).await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let (tx, rx) = oneshot::channel();
-    let svc = pem_server(engine, TOKEN);
+    let svc = pem_server(engine, health, TOKEN);
     let served = tokio::spawn(async move {
         tonic::transport::Server::builder()
             .add_service(svc)
@@ -86,6 +99,7 @@ async fn start_pem(
     let beat = tokio::spawn(heartbeat_loop(
         kelvin.to_string(),
         token.to_string(),
+        kelvin_ca,
         PemIdentity {
             name: name.to_string(),
             addr: addr.clone(),
@@ -103,6 +117,10 @@ async fn start_pem(
 }
 
 async fn start_kelvin(addr: &str) -> (Running, String) {
+    start_kelvin_with(addr, None).await
+}
+
+async fn start_kelvin_with(addr: &str, tls: Option<ServerTls>) -> (Running, String) {
     let listener = TcpListener::bind(addr).await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let store = Arc::new(Store::new(StoreConfig::default()));
@@ -111,7 +129,7 @@ async fn start_kelvin(addr: &str) -> (Running, String) {
         .with_registry(registry);
     let (tx, rx) = oneshot::channel();
     let served = tokio::spawn(async move {
-        pxtop_kelvin::serve(listener, service, TOKEN, async {
+        pxtop_kelvin::serve(listener, service, TOKEN, tls.as_ref(), async {
             let _ = rx.await;
         })
         .await
@@ -283,6 +301,128 @@ async fn three_pems_union_partial_results_and_healing() {
 
     intruder.stop().await;
     for p in pems.into_iter().flatten() {
+        p.stop().await;
+    }
+    kelvin.stop().await;
+}
+
+/// A node whose checks are given: each PEM answers Kelvin's `Doctor` with its own.
+struct NodeChecks {
+    node: &'static str,
+    memlock_ok: bool,
+}
+
+impl HealthSource for NodeChecks {
+    fn probes(&self) -> Vec<pxtop_proto::v1::ProbeHealth> {
+        Vec::new()
+    }
+
+    fn doctor(&self) -> pxtop_proto::v1::NodeDoctor {
+        pxtop_proto::v1::NodeDoctor {
+            node: self.node.into(),
+            checks: vec![pxtop_proto::v1::DoctorCheck {
+                name: "RLIMIT_MEMLOCK".into(),
+                ok: self.memlock_ok,
+                detail: self.node.into(),
+                fix: "ulimit -l".into(),
+            }],
+            error: String::new(),
+        }
+    }
+}
+
+fn tls_for(names: &[&str]) -> (ServerTls, Vec<u8>) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    (
+        ServerTls {
+            cert_pem: cert.pem().into_bytes(),
+            key_pem: key.serialize_pem().into_bytes(),
+        },
+        ca_cert.pem().into_bytes(),
+    )
+}
+
+/// PEMs heartbeat a TLS Kelvin trusting its CA; Kelvin's `Doctor` gathers every PEM's checks
+/// by node; a PEM with the wrong CA never registers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pems_register_over_tls_and_doctor_asks_each() {
+    let (tls, ca) = tls_for(&["localhost"]);
+    let (kelvin, kelvin_addr) = start_kelvin_with("127.0.0.1:0", Some(tls)).await;
+    let port = kelvin_addr.rsplit(':').next().unwrap();
+    let kelvin_name = format!("localhost:{port}");
+    let mut pems = Vec::new();
+    for (node, memlock_ok) in [("node-a", true), ("node-b", false)] {
+        let store = Arc::new(Store::new(StoreConfig::default()));
+        let (pem, _) = start_pem_with(
+            node,
+            engine(store),
+            "127.0.0.1:0",
+            &kelvin_name,
+            TOKEN,
+            Arc::new(NodeChecks { node, memlock_ok }),
+            Some(ca.clone()),
+        )
+        .await;
+        pems.push(pem);
+    }
+    let (_, wrong_ca) = tls_for(&["localhost"]);
+    let store = Arc::new(Store::new(StoreConfig::default()));
+    let (stranger, _) = start_pem_with(
+        "node-c",
+        engine(store),
+        "127.0.0.1:0",
+        &kelvin_name,
+        TOKEN,
+        Arc::new(NodeChecks {
+            node: "node-c",
+            memlock_ok: true,
+        }),
+        Some(wrong_ca),
+    )
+    .await;
+
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("https://{kelvin_name}"))
+        .unwrap()
+        .tls_config(
+            tonic::transport::ClientTlsConfig::new()
+                .ca_certificate(tonic::transport::Certificate::from_pem(&ca)),
+        )
+        .unwrap();
+    let mut client = PxtopClient::new(endpoint.connect_lazy());
+    let mut nodes = Vec::new();
+    for _ in 0..100 {
+        let r = client
+            .doctor(authed(pxtop_proto::v1::DoctorRequest {}, TOKEN))
+            .await
+            .unwrap()
+            .into_inner();
+        nodes = r.nodes;
+        if nodes.len() == 2 && nodes.iter().all(|n| n.error.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let seen: Vec<(String, bool)> = nodes
+        .iter()
+        .map(|n| (n.node.clone(), n.checks.iter().all(|c| c.ok)))
+        .collect();
+    assert_eq!(
+        seen,
+        [("node-a".to_string(), true), ("node-b".to_string(), false)]
+    );
+    assert_eq!(nodes[1].checks[0].detail, "node-b");
+    stranger.stop().await;
+    for p in pems {
         p.stop().await;
     }
     kelvin.stop().await;

@@ -25,6 +25,8 @@ use tokio::{
 };
 
 pub use ingest::{ClientSide, Ingest, IngestConfig, IngestStats};
+/// `pxtop doctor`'s checks of this node (kernel, BTF, capabilities, tracepoints, memlock).
+pub use pxtop_probes::{Check as DoctorCheck, doctor};
 
 /// How the PEM captures.
 #[derive(Debug, Clone)]

@@ -9,11 +9,13 @@ pub mod token;
 use std::{sync::Arc, time::Duration};
 
 use pxtop_engine::{Engine, EngineConfig};
+pub use pxtop_kelvin::ServerTls;
 use pxtop_kelvin::{
-    HealthSource, KelvinService, NoProbes,
+    HealthSource, KelvinService,
     cluster::{PemIdentity, PemRegistry},
 };
 use pxtop_metadata::{KubeMetadata, LocalMetadata, Metadata};
+pub use pxtop_pem::{DoctorCheck, doctor};
 use pxtop_pem::{HealthReader, PemConfig, PemError};
 use pxtop_proto::v1;
 use pxtop_store::{Store, StoreConfig, StoreError};
@@ -44,6 +46,8 @@ pub struct Config {
     /// How long start-up waits for the metadata watchers' initial lists before serving
     /// anyway (until they arrive, lookups answer locally and the health says what is pending).
     pub kube_sync_timeout: Duration,
+    /// Serve pxtop's API (and Kelvin's registry) over TLS with this identity.
+    pub tls: Option<pxtop_kelvin::ServerTls>,
 }
 
 /// Where `ctx(...)` lookups come from.
@@ -81,6 +85,7 @@ impl Default for Config {
             node_name: None,
             kube: KubeMode::Auto,
             kube_sync_timeout: Duration::from_secs(30),
+            tls: None,
         }
     }
 }
@@ -129,11 +134,34 @@ pub fn preflight() -> Result<(), PreflightError> {
     Ok(pxtop_pem::preflight()?)
 }
 
-struct PemHealth(HealthReader);
+/// This node's probe health (when capture runs) and `pxtop doctor` checks.
+struct PemHealth {
+    node: String,
+    reader: Option<HealthReader>,
+}
 
 impl HealthSource for PemHealth {
+    fn doctor(&self) -> v1::NodeDoctor {
+        v1::NodeDoctor {
+            node: self.node.clone(),
+            checks: doctor()
+                .into_iter()
+                .map(|c| v1::DoctorCheck {
+                    name: c.name,
+                    ok: c.ok,
+                    detail: c.detail,
+                    fix: c.fix,
+                })
+                .collect(),
+            error: String::new(),
+        }
+    }
+
     fn probes(&self) -> Vec<v1::ProbeHealth> {
-        self.0
+        let Some(reader) = &self.reader else {
+            return Vec::new();
+        };
+        reader
             .get()
             .into_iter()
             .map(|p| v1::ProbeHealth {
@@ -272,10 +300,10 @@ async fn start_node(config: &Config, capture: bool, serves_rows: bool) -> Result
         .as_ref()
         .zip(reader.clone())
         .map(|(k, r)| report_kube_health(k, r));
-    let health: Arc<dyn HealthSource> = match reader {
-        Some(r) => Arc::new(PemHealth(r)),
-        None => Arc::new(NoProbes),
-    };
+    let health: Arc<dyn HealthSource> = Arc::new(PemHealth {
+        node: name.clone(),
+        reader,
+    });
     let metadata: Arc<dyn Metadata + Send + Sync> = match kube {
         Some(k) => k,
         None => metadata,
@@ -299,7 +327,14 @@ pub async fn run(
 ) -> Result<(), Error> {
     let node = start_node(&config, config.capture, true).await?;
     let service = KelvinService::new(node.engine.clone(), node.store.clone(), node.health.clone());
-    let served = pxtop_kelvin::serve(listener, service, &config.token, shutdown).await;
+    let served = pxtop_kelvin::serve(
+        listener,
+        service,
+        &config.token,
+        config.tls.as_ref(),
+        shutdown,
+    )
+    .await;
     node.shutdown().await;
     Ok(served?)
 }
@@ -311,6 +346,8 @@ pub struct PemRole {
     pub kelvin: String,
     /// The address Kelvin reaches this PEM's listener at, host:port.
     pub advertise: String,
+    /// Kelvin serves TLS: the CA (PEM) its certificate is signed by.
+    pub kelvin_ca: Option<Vec<u8>>,
 }
 
 /// The PEM role: captures on this node, serves its part of every query on `listener`, and
@@ -329,6 +366,7 @@ pub async fn run_pem(
     let beat = tokio::spawn(pxtop_kelvin::cluster::heartbeat_loop(
         role.kelvin,
         config.token.clone(),
+        role.kelvin_ca,
         PemIdentity {
             name,
             addr: role.advertise,
@@ -339,6 +377,7 @@ pub async fn run_pem(
     let served = tonic::transport::Server::builder()
         .add_service(pxtop_kelvin::cluster::pem_server(
             node.engine.clone(),
+            node.health.clone(),
             &config.token,
         ))
         .serve_with_incoming_shutdown(incoming, shutdown)
@@ -359,7 +398,14 @@ pub async fn run_kelvin(
     let node = start_node(&config, false, false).await?;
     let registry = PemRegistry::new(&config.token, pem_timeout);
     let service = KelvinService::new(node.engine, node.store, node.health).with_registry(registry);
-    Ok(pxtop_kelvin::serve(listener, service, &config.token, shutdown).await?)
+    Ok(pxtop_kelvin::serve(
+        listener,
+        service,
+        &config.token,
+        config.tls.as_ref(),
+        shutdown,
+    )
+    .await?)
 }
 
 #[cfg(test)]

@@ -34,9 +34,62 @@ struct AllInOne {
     #[arg(long, env = "PXTOP_LISTEN", default_value = DEFAULT_LISTEN)]
     listen: SocketAddr,
     #[command(flatten)]
+    tls: TlsArgs,
+    #[command(flatten)]
     capture: CaptureArgs,
     #[command(flatten)]
     query: QueryArgs,
+}
+
+/// TLS on the API port.
+#[derive(Debug, clap::Args)]
+struct TlsArgs {
+    /// Serve gRPC over TLS with this certificate (PEM; the chain, leaf first). Clients then
+    /// connect with https:// and trust its CA (`pxtop --ca CA.pem`); plaintext is refused.
+    #[arg(
+        long,
+        env = "PXTOP_TLS_CERT",
+        value_name = "PATH",
+        requires = "tls_key"
+    )]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(
+        long,
+        env = "PXTOP_TLS_KEY",
+        value_name = "PATH",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<std::path::PathBuf>,
+}
+
+impl TlsArgs {
+    /// The identity to serve, checked now so a bad file fails at start with the fix.
+    fn load(&self) -> anyhow::Result<Option<pxtop_kelvin::ServerTls>> {
+        let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
+            return Ok(None);
+        };
+        let tls = pxtop_kelvin::ServerTls::from_files(cert, key)
+            .map_err(|e| anyhow::anyhow!("--tls-cert/--tls-key: {e}"))?;
+        pxtop_kelvin::server_builder(Some(&tls)).map_err(|e| {
+            anyhow::anyhow!(
+                "--tls-cert/--tls-key cannot be used: {}; give a PEM certificate and its PEM \
+                 private key",
+                error_chain(&e)
+            )
+        })?;
+        Ok(Some(tls))
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        parts.push(s.to_string());
+        source = s.source();
+    }
+    parts.join(": ")
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -60,6 +113,10 @@ struct PemArgs {
     /// Kelvin's address, host:port.
     #[arg(long, env = "PXTOP_KELVIN")]
     kelvin: String,
+    /// Kelvin serves TLS: the CA certificate (PEM) to trust it by; its certificate must name
+    /// --kelvin's host.
+    #[arg(long, env = "PXTOP_KELVIN_CA", value_name = "PATH")]
+    kelvin_ca: Option<std::path::PathBuf>,
     /// Address to serve Kelvin's queries on.
     #[arg(long, env = "PXTOP_LISTEN", default_value = "127.0.0.1:50452")]
     listen: SocketAddr,
@@ -86,6 +143,8 @@ struct KelvinArgs {
     /// warning and its rows are left out. Keep it below --script-timeout.
     #[arg(long, default_value = "10s", value_parser = parse_seconds)]
     pem_timeout: std::time::Duration,
+    #[command(flatten)]
+    tls: TlsArgs,
     #[command(flatten)]
     query: QueryArgs,
 }
@@ -253,6 +312,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         None => {
             apply_capture(&mut config, &args.all.capture)?;
             apply_query(&mut config, &args.all.query)?;
+            config.tls = args.all.tls.load()?;
             (args.all.listen, None)
         }
         Some(Role::Pem(p)) => {
@@ -268,14 +328,24 @@ async fn serve(args: Args) -> anyhow::Result<()> {
                 ),
                 None => p.listen.to_string(),
             };
+            let kelvin_ca = p
+                .kelvin_ca
+                .as_ref()
+                .map(|path| {
+                    std::fs::read(path)
+                        .map_err(|e| anyhow::anyhow!("--kelvin-ca {}: {e}", path.display()))
+                })
+                .transpose()?;
             let role = pxtopd::PemRole {
                 kelvin: p.kelvin,
                 advertise,
+                kelvin_ca,
             };
             (p.listen, Some(Ok(role)))
         }
         Some(Role::Kelvin(k)) => {
             apply_query(&mut config, &k.query)?;
+            config.tls = k.tls.load()?;
             config.capture = false;
             if k.pem_timeout.is_zero() {
                 anyhow::bail!("--pem-timeout must be more than 0, e.g. 10s");
@@ -292,6 +362,9 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         )
     })?;
     let addr = listener.local_addr()?;
+    if config.tls.is_some() {
+        eprintln!("TLS: on (clients connect with https:// and trust its CA)");
+    }
     match &role {
         None => eprintln!("pxtopd listening on {addr}"),
         Some(Ok(p)) => eprintln!(
@@ -469,5 +542,65 @@ mod script_limit_tests {
         assert!(Args::try_parse_from(["pxtopd", "kelvin", "--no-capture"]).is_err());
         // A PEM must know its Kelvin.
         assert!(Args::try_parse_from(["pxtopd", "pem"]).is_err());
+    }
+
+    #[test]
+    fn tls_flags_come_in_pairs_and_bad_files_name_the_flags() {
+        let a = Args::try_parse_from([
+            "pxtopd",
+            "kelvin",
+            "--tls-cert",
+            "/c.pem",
+            "--tls-key",
+            "/k.pem",
+        ])
+        .unwrap();
+        let Some(super::Role::Kelvin(k)) = a.role else {
+            panic!("not Kelvin: {a:?}")
+        };
+        assert_eq!(
+            k.tls.tls_cert.as_deref(),
+            Some(std::path::Path::new("/c.pem"))
+        );
+        // A certificate without its key (or the reverse) is refused by clap.
+        assert!(Args::try_parse_from(["pxtopd", "--tls-cert", "/c.pem"]).is_err());
+        assert!(Args::try_parse_from(["pxtopd", "kelvin", "--tls-key", "/k.pem"]).is_err());
+        let a = Args::try_parse_from([
+            "pxtopd",
+            "pem",
+            "--kelvin",
+            "kelvin:1",
+            "--kelvin-ca",
+            "/ca.pem",
+        ])
+        .unwrap();
+        let Some(super::Role::Pem(p)) = a.role else {
+            panic!("not a PEM: {a:?}")
+        };
+        assert_eq!(
+            p.kelvin_ca.as_deref(),
+            Some(std::path::Path::new("/ca.pem"))
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+        let tls = |cert: &std::path::Path, key: &std::path::Path| super::TlsArgs {
+            tls_cert: Some(cert.to_path_buf()),
+            tls_key: Some(key.to_path_buf()),
+        };
+        let err = tls(&cert, &key).load().unwrap_err().to_string();
+        assert!(err.starts_with("--tls-cert/--tls-key: "), "{err}");
+        assert!(err.contains("c.pem"), "{err}");
+        std::fs::write(&cert, "not a certificate").unwrap();
+        std::fs::write(&key, "not a key").unwrap();
+        let err = tls(&cert, &key).load().unwrap_err().to_string();
+        assert!(
+            err.starts_with("--tls-cert/--tls-key cannot be used: "),
+            "{err}"
+        );
+        assert!(
+            err.ends_with("give a PEM certificate and its PEM private key"),
+            "{err}"
+        );
     }
 }

@@ -157,6 +157,14 @@ impl Pxtop for Fake {
         check(&request)?;
         Ok(Response::new(HealthResponse::default()))
     }
+
+    async fn doctor(
+        &self,
+        request: Request<pxtop_proto::v1::DoctorRequest>,
+    ) -> Result<Response<pxtop_proto::v1::DoctorResponse>, Status> {
+        check(&request)?;
+        Err(Status::unimplemented("the fake runs no node checks"))
+    }
 }
 
 /// Serves the fake on a free loopback port for the rest of the test; returns its URL.

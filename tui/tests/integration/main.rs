@@ -11,8 +11,11 @@
     reason = "fixture helpers outside #[test] fns: a broken fixture should panic"
 )]
 
+mod auth;
+mod deploy;
 mod fake;
 mod headless;
 mod render;
+mod tls;
 mod tmux;
 mod views;
