@@ -43,7 +43,9 @@
 //!   merges exactly across partial aggregates. Read it with `h.hdr_quantile(q)` (Int64),
 //!   `h.hdr_count()` and `h.hdr_buckets()`: JSON `[{"le":ns,"count":n},...]`, buckets doubling
 //!   from 1 ns, for the histogram widget.
-//! - `df.ctx("service")`, `px::ctx(df, "service")`, `df.ctx["service"]`: from `upid`.
+//! - `df.ctx("service")`, `px::ctx(df, "service")`, `df.ctx["service"]`: from `upid`. Keys:
+//!   service, pod, namespace, node, container, cmdline, pid, and pod_id (what
+//!   `network_stats.pod_id` holds, so a process's rows join with its namespace's counters).
 //! - `px::addr_ctx(df.remote_addr, "pod")`: what an address is in the cluster (`pod`,
 //!   `service`, `namespace`, `node`, `deployment`, `owner`); empty when unknown or local.
 //! - `px::display(df, name?, widget?)`: an output table; `widget` a map (sent as JSON).

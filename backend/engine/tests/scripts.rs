@@ -28,17 +28,23 @@ const MAX_ROWS: usize = 25;
 const SERVICES: [&str; 4] = ["frontend", "cart", "checkout", "users"];
 
 /// The four fixture services as the local metadata would name them (service: the process name,
-/// pod: `name-pid`, namespace `local`, one node), plus the agent itself.
+/// pod: `name-pid`, namespace `local`, one node, pod_id: a network namespace of
+/// `fixtures::NETNS`), plus the agent itself (in the host's namespace).
 #[derive(Debug)]
 struct Local;
 
 impl Metadata for Local {
     fn ctx(&self, upid: &str, key: CtxKey) -> Option<String> {
-        let (name, pid) = if upid == fixtures::agent_upid() {
-            ("pxtopd", 900)
+        // The agent lives in the host's network namespace, each service in one of its own.
+        let (name, pid, netns) = if upid == fixtures::agent_upid() {
+            ("pxtopd", 900, fixtures::NETNS[0])
         } else {
             let i = (0..4).find(|i| fixtures::upid(*i) == upid)?;
-            (SERVICES[i as usize], 1001 + i)
+            (
+                SERVICES[i as usize],
+                1001 + i,
+                fixtures::NETNS[i as usize + 1],
+            )
         };
         Some(match key {
             CtxKey::Service => name.to_string(),
@@ -49,6 +55,7 @@ impl Metadata for Local {
             CtxKey::Owner => name.to_string(),
             CtxKey::Cmdline => format!("/usr/bin/{name} --port 8080"),
             CtxKey::Pid => pid.to_string(),
+            CtxKey::PodId => netns.to_string(),
         })
     }
 }

@@ -368,14 +368,16 @@ impl KubeMetadata {
                 .owner(pod)
                 .map(|(_, name)| format!("{}/{name}", pod.namespace))
                 .unwrap_or_default(),
-            CtxKey::Cmdline | CtxKey::Pid => return None,
+            CtxKey::Cmdline | CtxKey::Pid | CtxKey::PodId => return None,
         })
     }
 }
 
 impl Metadata for KubeMetadata {
     fn ctx(&self, upid: &str, key: CtxKey) -> Option<String> {
-        if matches!(key, CtxKey::Cmdline | CtxKey::Pid) {
+        // NB: pod_id stays the network namespace's inode in a cluster too: that is what
+        // network_stats.pod_id holds (read per process from /proc, not from the API).
+        if matches!(key, CtxKey::Cmdline | CtxKey::Pid | CtxKey::PodId) {
             return self.local.ctx(upid, key);
         }
         let pid = upid_pid(upid)?;

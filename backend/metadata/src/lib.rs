@@ -40,11 +40,15 @@ pub enum CtxKey {
     /// The pod's top-level controller, `namespace/name`: its Deployment, StatefulSet,
     /// DaemonSet, Job, or a bare ReplicaSet (locally: the process name).
     Owner,
+    /// The pod's id, as `network_stats.pod_id` holds it (locally: the inode of the process's
+    /// network namespace, as `ls -L -i /proc/PID/ns/net` shows it), so a process's rows join
+    /// with its namespace's interface counters.
+    PodId,
 }
 
 impl CtxKey {
     /// Every key, in the order `--help` lists them.
-    pub const ALL: [CtxKey; 9] = [
+    pub const ALL: [CtxKey; 10] = [
         CtxKey::Service,
         CtxKey::Pod,
         CtxKey::Namespace,
@@ -54,6 +58,7 @@ impl CtxKey {
         CtxKey::Pid,
         CtxKey::Deployment,
         CtxKey::Owner,
+        CtxKey::PodId,
     ];
 
     /// The key's name in scripts.
@@ -68,6 +73,7 @@ impl CtxKey {
             CtxKey::Pid => "pid",
             CtxKey::Deployment => "deployment",
             CtxKey::Owner => "owner",
+            CtxKey::PodId => "pod_id",
         }
     }
 }
@@ -204,6 +210,7 @@ impl Metadata for LocalMetadata {
             CtxKey::Service | CtxKey::Owner => self.process(pid).map(|p| p.name),
             CtxKey::Pod => self.process(pid).map(|p| format!("{}-{pid}", p.name)),
             CtxKey::Cmdline => self.process(pid).map(|p| p.cmdline),
+            CtxKey::PodId => netns_inode(pid).map(|ino| ino.to_string()),
         }
     }
 }
@@ -215,6 +222,15 @@ pub fn upid_pid(upid: &str) -> Option<u32> {
     let hi = parts.next()?;
     let lo = parts.next()?;
     u32::from_str_radix(&format!("{hi}{lo}"), 16).ok()
+}
+
+/// The inode of `pid`'s network namespace (`/proc/PID/ns/net` links to `net:[INODE]`), the
+/// key the PEM's telemetry writes to `network_stats.pod_id`.
+fn netns_inode(pid: u32) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(format!("/proc/{pid}/ns/net"))
+        .ok()
+        .map(|m| m.ino())
 }
 
 fn read_cmdline(pid: u32) -> Option<String> {
@@ -260,5 +276,10 @@ mod tests {
         md.observe(pid, "renamed");
         assert_eq!(md.ctx(&upid, CtxKey::Service).as_deref(), Some("renamed"));
         assert_eq!(md.ctx(&upid, CtxKey::Pod), Some(format!("renamed-{pid}")));
+        // The network namespace's inode, as `readlink /proc/self/ns/net` prints it.
+        let link = std::fs::read_link("/proc/self/ns/net").unwrap();
+        let link = link.to_string_lossy();
+        let ino = link.trim_start_matches("net:[").trim_end_matches(']');
+        assert_eq!(md.ctx(&upid, CtxKey::PodId).as_deref(), Some(ino));
     }
 }

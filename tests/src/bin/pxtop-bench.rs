@@ -8,6 +8,11 @@
 //!   nobody traces, in each mode.
 //! - `wrk`: wrk → nginx on loopback, requests/s in the same three modes; with pxtopd, its CPU
 //!   seconds per captured request and captured / sent.
+//! - `fleet`: query latency through a real `pxtopd kelvin` fanning out to 1, 3 and 50
+//!   in-process PEMs (real gRPC on loopback) against the same script on one PEM's engine
+//!   directly, and Kelvin's memory with the fleet registered (issue 6).
+//! - `pem-memory`: pxtopd's RSS, sampled every second, under sustained wrk → nginx load with a
+//!   small `--node-budget`, against that budget (issue 6).
 //! - `pingpong`, `getpid`: the timed workloads themselves (run as children so pxtopd traces
 //!   them).
 //!
@@ -19,12 +24,16 @@ use std::{
     net::{TcpListener, TcpStream},
     path::PathBuf,
     process::{Child, Command, Stdio},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
 use anyhow::{Context, bail};
 use arrow::array::AsArray;
 use pxtop_e2e::nginx::Nginx;
+use pxtop_engine::{Engine, EngineConfig};
+use pxtop_metadata::{CtxKey, Metadata};
+use pxtop_store::{Store, StoreConfig, fixtures};
 
 const REQ: &[u8] = b"GET /ping HTTP/1.1\r\nHost: bench\r\n\r\n";
 const RESP: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\npong";
@@ -54,11 +63,29 @@ fn main() -> anyhow::Result<()> {
         Some("overhead") => overhead(arg("--rounds", 7) as usize, arg("--iters", 20_000)),
         Some("wrk") => wrk(arg("--rounds", 3) as usize, arg("--seconds", 8)),
         Some("wrk-tls") => wrk_tls(arg("--rounds", 3) as usize, arg("--seconds", 8)),
+        Some("fleet") => {
+            let sizes: Vec<usize> = args
+                .iter()
+                .position(|a| a == "--pems")
+                .and_then(|i| args.get(i + 1))
+                .map_or("1,3,50", String::as_str)
+                .split(',')
+                .filter_map(|v| v.parse().ok())
+                .collect();
+            fleet(
+                &sizes,
+                arg("--rows", 10_000) as usize,
+                arg("--queries", 15) as usize,
+            )
+        }
+        Some("pem-memory") => pem_memory(arg("--budget-mib", 64), arg("--seconds", 180)),
         _ => {
             eprintln!(
                 "usage: pxtop-bench overhead [--rounds 7] [--iters 20000]\n       \
                  pxtop-bench wrk [--rounds 3] [--seconds 8]\n       \
                  pxtop-bench wrk-tls [--rounds 3] [--seconds 8]\n       \
+                 pxtop-bench fleet [--pems 1,3,50] [--rows 10000] [--queries 15]\n       \
+                 pxtop-bench pem-memory [--budget-mib 64] [--seconds 180]\n       \
                  pxtop-bench pingpong [--iters 20000]\n       \
                  pxtop-bench getpid [--iters 1000000]\n\
                  Run as root after `cargo build --release --workspace --bins`."
@@ -585,6 +612,375 @@ fn wrk(rounds: usize, seconds: u64) -> anyhow::Result<()> {
     println!(
         "  captured / sent                  {:.4}",
         median(&mut fidelity)
+    );
+    Ok(())
+}
+
+/// The four fixture services, as the fleet's PEMs name their rows' processes.
+#[derive(Debug)]
+struct FixtureServices;
+
+impl Metadata for FixtureServices {
+    fn ctx(&self, upid: &str, key: CtxKey) -> Option<String> {
+        let i = (0..4).find(|i| fixtures::upid(*i) == upid)?;
+        let name = ["frontend", "cart", "checkout", "users"][i as usize];
+        match key {
+            CtxKey::Service => Some(name.to_string()),
+            CtxKey::Pod => Some(format!("{name}-{}", 1001 + i)),
+            CtxKey::Pid => Some((1001 + i).to_string()),
+            CtxKey::Namespace => Some("bench".to_string()),
+            _ => None,
+        }
+    }
+}
+
+/// `VmRSS` and `VmHWM` of `pid`, bytes.
+fn rss_hwm(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kib = |key: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (kib("VmRSS:") * 1024, kib("VmHWM:") * 1024)
+}
+
+fn mib(b: u64) -> f64 {
+    b as f64 / (1u64 << 20) as f64
+}
+
+/// A gRPC request with the bench's bearer token.
+fn authed<T>(msg: T, token: &str) -> anyhow::Result<tonic::Request<T>> {
+    let mut r = tonic::Request::new(msg);
+    r.metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse()?);
+    Ok(r)
+}
+
+/// Runs the bundled `px/http_request_stats` through pxtop's API at `client`: (requests summed
+/// over the output, warnings).
+async fn http_request_stats(
+    client: &mut pxtop_proto::v1::pxtop_client::PxtopClient<tonic::transport::Channel>,
+    token: &str,
+) -> anyhow::Result<(u64, Vec<String>)> {
+    use pxtop_proto::v1::{ExecuteScriptRequest, execute_script_response::Result as R};
+    let req = ExecuteScriptRequest {
+        name: "px/http_request_stats".into(),
+        ..Default::default()
+    };
+    let mut stream = client
+        .execute_script(authed(req, token)?)
+        .await?
+        .into_inner();
+    let (mut requests, mut warnings) = (0u64, Vec::new());
+    while let Some(msg) = stream.message().await? {
+        match msg.result {
+            Some(R::Batch(b)) => {
+                for batch in pxtop_engine::ipc_decode(&b.arrow_ipc)? {
+                    if let Some(c) = batch.column_by_name("requests") {
+                        let c = arrow::compute::cast(c, &arrow::datatypes::DataType::Int64)?;
+                        requests += c
+                            .as_primitive::<arrow::datatypes::Int64Type>()
+                            .values()
+                            .iter()
+                            .sum::<i64>() as u64;
+                    }
+                }
+            }
+            Some(R::Stats(s)) => warnings = s.warnings,
+            _ => {}
+        }
+    }
+    Ok((requests, warnings))
+}
+
+/// One in-process PEM: its engine (over a store of fixture rows) served on a loopback port,
+/// heartbeating Kelvin.
+struct FleetPem {
+    engine: Arc<Engine>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    served: tokio::task::JoinHandle<()>,
+    beat: tokio::task::JoinHandle<()>,
+}
+
+async fn start_fleet_pem(
+    i: usize,
+    rows: usize,
+    kelvin: &str,
+    token: &str,
+) -> anyhow::Result<FleetPem> {
+    let store = Arc::new(Store::new(StoreConfig::default()));
+    // Rows over the last 200 s, inside px/http_request_stats' default `-5m`.
+    let now = now_ns();
+    let step = 200_000_000_000 / rows.max(1) as i64;
+    for b in fixtures::http_events_every(rows, now - 200_000_000_000, step, i as u64 + 1) {
+        store.append("http_events", b)?;
+    }
+    let engine = Arc::new(Engine::new(
+        store,
+        Arc::new(FixtureServices),
+        EngineConfig::default(),
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?.to_string();
+    let (stop, rx) = tokio::sync::oneshot::channel();
+    let svc =
+        pxtop_kelvin::cluster::pem_server(engine.clone(), Arc::new(pxtop_kelvin::NoProbes), token);
+    let served = tokio::spawn(async move {
+        let _ = tonic::transport::Server::builder()
+            .add_service(svc)
+            .serve_with_incoming_shutdown(
+                tokio_stream::wrappers::TcpListenerStream::new(listener),
+                async {
+                    let _ = rx.await;
+                },
+            )
+            .await;
+    });
+    let beat = tokio::spawn(pxtop_kelvin::cluster::heartbeat_loop(
+        kelvin.to_string(),
+        token.to_string(),
+        None,
+        pxtop_kelvin::cluster::PemIdentity {
+            name: format!("pem-{i:02}"),
+            addr,
+            started_ns: now,
+        },
+    ));
+    Ok(FleetPem {
+        engine,
+        stop,
+        served,
+        beat,
+    })
+}
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
+/// `fleet`: for each fleet size, a real `pxtopd kelvin` process and that many in-process PEMs
+/// (real gRPC on loopback, each with its own store of `rows` fixture `http_events` rows)
+/// heartbeating it. Times `px/http_request_stats` through Kelvin, alternating with the same
+/// script run directly on one PEM's engine (no Kelvin, no gRPC); reads Kelvin's RSS idle, with
+/// the fleet registered, and after the queries.
+fn fleet(sizes: &[usize], rows: usize, queries: usize) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let token = "bench-token";
+    let pxtopd = sibling("pxtopd")?;
+    let mut report = Vec::new();
+    for &n in sizes {
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let addr = format!("127.0.0.1:{port}");
+        let mut kelvin = Command::new(&pxtopd)
+            .args(["kelvin", "--listen", &addr])
+            .env("PXTOP_TOKEN", token)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let kpid = kelvin.id();
+        let result = rt.block_on(async {
+            use pxtop_proto::v1::pxtop_client::PxtopClient;
+            let mut client = None;
+            for _ in 0..100 {
+                if let Ok(c) = PxtopClient::connect(format!("http://{addr}")).await {
+                    client = Some(c);
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let mut client = client
+                .context("pxtopd kelvin did not come up")?
+                .max_decoding_message_size(64 << 20);
+            // Idle: serving, nothing registered (one query answered with a warning).
+            let _ = http_request_stats(&mut client, token).await;
+            let idle = rss_hwm(kpid);
+            let mut pems = Vec::new();
+            for i in 0..n {
+                pems.push(start_fleet_pem(i, rows, &addr, token).await?);
+            }
+            // Until every PEM answers, without warnings.
+            let want = (n * rows) as u64;
+            let mut whole = false;
+            for _ in 0..200 {
+                if let Ok((got, w)) = http_request_stats(&mut client, token).await
+                    && got == want
+                    && w.is_empty()
+                {
+                    whole = true;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            anyhow::ensure!(whole, "{n} PEMs never all answered");
+            let registered = rss_hwm(kpid);
+            let direct = pems[0].engine.clone();
+            let source = direct.script_source("px/http_request_stats")?.to_string();
+            let (mut t_direct, mut t_kelvin) = (Vec::new(), Vec::new());
+            for q in 0..queries {
+                // Alternate which goes first, so drift cancels.
+                for k in 0..2 {
+                    if (q + k) % 2 == 0 {
+                        let t = Instant::now();
+                        let compiled = direct.compile(&source, &Default::default())?;
+                        let out = direct.execute(compiled).await?;
+                        t_direct.push(t.elapsed().as_secs_f64() * 1e3);
+                        anyhow::ensure!(!out.is_empty());
+                    } else {
+                        let t = Instant::now();
+                        let (got, w) = http_request_stats(&mut client, token).await?;
+                        t_kelvin.push(t.elapsed().as_secs_f64() * 1e3);
+                        anyhow::ensure!(got == want && w.is_empty(), "{got} of {want}: {w:?}");
+                    }
+                }
+            }
+            let after = rss_hwm(kpid);
+            for p in pems {
+                p.beat.abort();
+                let _ = p.stop.send(());
+                let _ = p.served.await;
+            }
+            Ok::<_, anyhow::Error>((idle, registered, after, t_direct, t_kelvin))
+        });
+        let _ = Command::new("kill").arg(kpid.to_string()).status();
+        let _ = kelvin.wait();
+        let (idle, registered, after, mut td, mut tk) = result?;
+        let (md, mk) = (median(&mut td), median(&mut tk));
+        eprintln!(
+            "{n} PEMs: direct {md:.2} ms, through Kelvin {mk:.2} ms; Kelvin RSS idle {:.1} MiB, \
+             registered {:.1} MiB, after queries {:.1} MiB (peak {:.1} MiB)",
+            mib(idle.0),
+            mib(registered.0),
+            mib(after.0),
+            mib(after.1)
+        );
+        report.push((n, md, mk, idle, registered, after));
+    }
+    println!(
+        "px/http_request_stats, {rows} http_events rows per PEM, median of {queries} queries each \
+         way, alternating; PEMs in this process, Kelvin a `pxtopd kelvin` process:"
+    );
+    println!(
+        "| PEMs | direct, one PEM's engine | through Kelvin | added by Kelvin | Kelvin RSS idle | \
+         registered | after queries | Kelvin peak (VmHWM) |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (n, md, mk, idle, reg, after) in report {
+        println!(
+            "| {n} | {md:.2} ms | {mk:.2} ms | {:+.2} ms | {:.1} MiB | {:.1} MiB | {:.1} MiB | \
+             {:.1} MiB |",
+            mk - md,
+            mib(idle.0),
+            mib(reg.0),
+            mib(after.0),
+            mib(after.1)
+        );
+    }
+    Ok(())
+}
+
+/// Table bytes and budgets summed, from pxtopd's `ListTables`.
+fn table_bytes(px: &Pxtopd) -> anyhow::Result<(u64, u64, u64)> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        use pxtop_proto::v1::{ListTablesRequest, pxtop_client::PxtopClient};
+        let mut client = PxtopClient::connect(format!("http://{}", px.addr)).await?;
+        let tables = client
+            .list_tables(authed(ListTablesRequest {}, &px.token)?)
+            .await?
+            .into_inner()
+            .tables;
+        Ok((
+            tables.iter().map(|t| t.bytes).sum(),
+            tables.iter().map(|t| t.budget_bytes).sum(),
+            tables.iter().map(|t| t.dropped_rows).sum(),
+        ))
+    })
+}
+
+/// `pem-memory`: pxtopd (capturing, all-in-one) with `--node-budget BUDGET_MIB` MiB under wrk →
+/// nginx for `seconds`, its RSS sampled every second, the tables' bytes every 10 s.
+fn pem_memory(budget_mib: u64, seconds: u64) -> anyhow::Result<()> {
+    let nginx = Nginx::start()?;
+    let budget = format!("{budget_mib}MiB");
+    let px = start_pxtopd_with(&["--node-budget", &budget])?;
+    let pid = px.child.id();
+    let start = rss_hwm(pid).0;
+    let url = format!("http://127.0.0.1:{}/status/200", nginx.port);
+    let wrk = std::thread::spawn(move || run_wrk_url(&url, seconds));
+    let t0 = Instant::now();
+    let mut samples = Vec::new();
+    let mut last_tables = (0, 0, 0);
+    while t0.elapsed() < Duration::from_secs(seconds) {
+        std::thread::sleep(Duration::from_secs(1));
+        let (rss, _) = rss_hwm(pid);
+        samples.push(rss);
+        let s = samples.len();
+        if s % 10 == 0 {
+            last_tables = table_bytes(&px)?;
+            eprintln!(
+                "{s:>4} s: RSS {:.1} MiB, tables {:.1} MiB of {:.1} MiB budget, {} rows dropped",
+                mib(rss),
+                mib(last_tables.0),
+                mib(last_tables.1),
+                last_tables.2
+            );
+        }
+    }
+    let (rps, sent) = wrk.join().map_err(|_| anyhow::anyhow!("wrk thread"))??;
+    let captured = px.count_rows(nginx.port)?;
+    let (end_rss, hwm) = rss_hwm(pid);
+    let tables = table_bytes(&px)?;
+    px.stop();
+    let max = samples.iter().copied().max().unwrap_or(0);
+    let half = samples.len() / 2;
+    let mut second_half: Vec<f64> = samples[half..].iter().map(|b| mib(*b)).collect();
+    println!(
+        "pxtopd --node-budget {budget} under wrk -t2 -c32 -> nginx for {seconds} s \
+         ({rps:.0} req/s, {sent} sent, {captured} rows still held for nginx's port):"
+    );
+    println!(
+        "  RSS at start (probes attached, idle)   {:.1} MiB",
+        mib(start)
+    );
+    println!(
+        "  RSS median over the second half        {:.1} MiB",
+        median(&mut second_half)
+    );
+    println!(
+        "  RSS max of 1 s samples                 {:.1} MiB",
+        mib(max)
+    );
+    println!(
+        "  VmHWM (peak) at the end                {:.1} MiB",
+        mib(hwm)
+    );
+    println!(
+        "  RSS at the end                         {:.1} MiB",
+        mib(end_rss)
+    );
+    println!(
+        "  tables at the end: {:.1} MiB held of {:.1} MiB budgets, {} rows dropped \
+         (last 10 s sample: {:.1} MiB)",
+        mib(tables.0),
+        mib(tables.1),
+        tables.2,
+        mib(last_tables.0)
+    );
+    println!(
+        "  peak - budget (the overhead)           {:+.1} MiB",
+        mib(hwm) - budget_mib as f64
     );
     Ok(())
 }
