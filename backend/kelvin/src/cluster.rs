@@ -142,18 +142,23 @@ impl PemRegistry {
             .collect()
     }
 
-    /// Every PEM's `pxtop doctor` checks, asked in parallel; a PEM that is down or does not
-    /// answer within the PEM timeout is listed with the reason.
-    pub async fn doctor(&self) -> Vec<v1::NodeDoctor> {
-        let now = Instant::now();
-        let members: Vec<(String, Member)> = self
-            .members
+    /// The PEMs heard from within `FORGET_AFTER` of `now` (stale ones included: the caller
+    /// names them), cloned out of the lock.
+    async fn remembered(&self, now: Instant) -> Vec<(String, Member)> {
+        self.members
             .lock()
             .await
             .iter()
             .filter(|(_, m)| now - m.last_seen < FORGET_AFTER)
             .map(|(n, m)| (n.clone(), m.clone()))
-            .collect();
+            .collect()
+    }
+
+    /// Every PEM's `pxtop doctor` checks, asked in parallel; a PEM that is down or does not
+    /// answer within the PEM timeout is listed with the reason.
+    pub async fn doctor(&self) -> Vec<v1::NodeDoctor> {
+        let now = Instant::now();
+        let members = self.remembered(now).await;
         let mut nodes =
             futures::future::join_all(members.into_iter().map(|(name, m)| async move {
                 let failed = |error: String| v1::NodeDoctor {
@@ -260,16 +265,9 @@ pub struct RemoteFleet(pub Arc<PemRegistry>);
 #[tonic::async_trait]
 impl PemFleet for RemoteFleet {
     async fn run(&self, request: &PemRequest) -> Vec<PemAnswer> {
-        let registry = &self.0;
         let now = Instant::now();
-        let members: Vec<(String, Member)> = registry
-            .members
-            .lock()
-            .await
-            .iter()
-            .filter(|(_, m)| now - m.last_seen < FORGET_AFTER)
-            .map(|(n, m)| (n.clone(), m.clone()))
-            .collect();
+        let registry = &self.0;
+        let members = registry.remembered(now).await;
         let mut answers =
             futures::future::join_all(members.into_iter().map(|(name, m)| async move {
                 let silent = now - m.last_seen;

@@ -13,6 +13,7 @@ use ratatui::widgets::{
 use super::app::{App, Screen};
 use super::data::{SortKey, columns_in_view, one_line, text_width};
 use super::keys;
+use super::views::cut as fit;
 use crate::theme::Theme;
 
 const SEP: &str = " │ ";
@@ -320,27 +321,6 @@ pub fn wrap(s: &str, width: usize) -> Vec<String> {
     }
     if !line.is_empty() || out.is_empty() {
         out.push(line);
-    }
-    out
-}
-
-/// Cuts `s` to `width` cells, ending in `…` when cut.
-fn fit(s: &str, width: usize) -> String {
-    if text_width(s) <= width {
-        return s.to_owned();
-    }
-    let mut out = String::new();
-    let mut used = 0;
-    for c in s.chars() {
-        let w = text_width(c.encode_utf8(&mut [0; 4]));
-        if used + w + 1 > width {
-            break;
-        }
-        out.push(c);
-        used += w;
-    }
-    if width > 0 {
-        out.push('…');
     }
     out
 }
