@@ -174,6 +174,7 @@ async fn run_with(
                 },
                 refresh: Duration::from_secs(cli.refresh),
                 initial_script: None,
+                namespace: cli.namespace.clone(),
             };
             tui::run(client, config).await?;
             Ok(())

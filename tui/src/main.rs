@@ -17,7 +17,8 @@ fn init_tracing(tui: bool) {
     let filter = std::env::var("PXTOP_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
         .ok();
-    let env_filter = EnvFilter::new(filter.as_deref().unwrap_or("warn"));
+    // kube's client logs the failures pxtop reports itself (with a hint); not twice.
+    let env_filter = EnvFilter::new(filter.as_deref().unwrap_or("warn,kube_client=off"));
     if !tui {
         tracing_subscriber::fmt()
             .with_env_filter(env_filter)

@@ -101,11 +101,21 @@ fn api_error(what: impl Into<String>) -> impl FnOnce(kube::Error) -> KubeError {
             code: s.code,
             message: s.message,
         },
-        other => KubeError::Api {
-            what,
-            code: 0,
-            message: other.to_string(),
-        },
+        other => {
+            let unreachable = matches!(other, kube::Error::Service(_) | kube::Error::HyperError(_));
+            let mut message = other.to_string();
+            if unreachable {
+                message.push_str(
+                    " (the API server did not answer: is the cluster up and is this the right \
+                     context? try `kubectl get nodes`)",
+                );
+            }
+            KubeError::Api {
+                what,
+                code: 0,
+                message,
+            }
+        }
     }
 }
 

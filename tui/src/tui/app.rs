@@ -36,6 +36,9 @@ pub enum Action {
         /// What was copied, for the status line (`column latency`).
         what: String,
     },
+    /// Connect to this kubeconfig context's Kelvin (`None`: the current context) and go on
+    /// with the same script there (`:ctx NAME` in the palette).
+    SwitchContext(Option<String>),
     /// Write this flame graph (folded lines) as SVG; the name titles it and the file.
     ExportSvg {
         /// The output table's name.
@@ -551,6 +554,27 @@ impl App {
         ranked.into_iter().map(|(_, _, s)| s).collect()
     }
 
+    /// `ctx NAME` typed in the palette: the context to switch to (`Some(None)`: the
+    /// kubeconfig's current one). `None`: the query is a script search.
+    pub fn context_command(&self) -> Option<Option<String>> {
+        let q = self.picker.query.trim_start();
+        let rest = q.strip_prefix("ctx")?;
+        if !(rest.is_empty() || rest.starts_with(' ')) {
+            return None;
+        }
+        let name = rest.trim();
+        Some((!name.is_empty()).then(|| name.to_owned()))
+    }
+
+    /// Now talking to another backend (after `:ctx`): the status bar names it, its scripts
+    /// are asked for again, and the old backend's failures are forgotten.
+    pub fn switched_backend(&mut self, label: impl Into<String>) {
+        self.addr = label.into();
+        self.scripts_loaded = false;
+        self.error = None;
+        self.retry = None;
+    }
+
     /// The script under the picker's cursor.
     pub fn picker_selected(&self) -> Option<&ScriptInfo> {
         self.picker_matches().get(self.picker.selected).copied()
@@ -941,10 +965,20 @@ impl App {
                     Action::Quit
                 }
             }
-            KeyCode::Enter => match self.picker_selected().map(|s| s.name.clone()) {
-                Some(name) => self.drill(name, Vec::new()),
-                None => Action::None,
-            },
+            KeyCode::Enter => {
+                if let Some(context) = self.context_command() {
+                    let shown = context.as_deref().unwrap_or("the current context");
+                    self.notice = Some(format!("connecting to {shown}…"));
+                    if self.script.is_some() {
+                        self.screen = Screen::Live;
+                    }
+                    return Action::SwitchContext(context);
+                }
+                match self.picker_selected().map(|s| s.name.clone()) {
+                    Some(name) => self.drill(name, Vec::new()),
+                    None => Action::None,
+                }
+            }
             KeyCode::Tab => {
                 self.open_form();
                 Action::None
@@ -1513,6 +1547,41 @@ mod tests {
         to(&mut app, "w");
         assert_eq!(app.handle_key(key(KeyCode::Char(']'))), Action::None);
         assert_eq!(app.script.as_deref(), Some("w"));
+    }
+
+    #[test]
+    fn palette_ctx_switches_cluster_and_keeps_the_script() {
+        let mut app = live();
+        app.set_scripts(Ok(vec![
+            script("px/http_data", ""),
+            script("px/ctx_like", ""),
+        ]));
+        let typed = |app: &mut App, text: &str| {
+            app.handle_key(key(KeyCode::Char(':')));
+            for c in text.chars() {
+                app.handle_key(key(KeyCode::Char(c)));
+            }
+            app.handle_key(key(KeyCode::Enter))
+        };
+        assert_eq!(
+            typed(&mut app, "ctx prod-eu"),
+            Action::SwitchContext(Some("prod-eu".into()))
+        );
+        assert_eq!(app.screen, Screen::Live, "the script stays on screen");
+        assert_eq!(app.notice.as_deref(), Some("connecting to prod-eu…"));
+        assert_eq!(
+            typed(&mut app, "ctx"),
+            Action::SwitchContext(None),
+            "alone: the current context"
+        );
+        // A script search that starts with the letters is still a search.
+        assert!(matches!(typed(&mut app, "ctx_"), Action::Run(name, _) if name == "px/ctx_like"));
+
+        app.error = Some("old backend down".into());
+        app.switched_backend("prod-eu (http://127.0.0.1:41234)");
+        assert_eq!(app.addr, "prod-eu (http://127.0.0.1:41234)");
+        assert!(app.error.is_none() && !app.scripts_loaded);
+        assert_eq!(app.script.as_deref(), Some("px/ctx_like"));
     }
 
     #[test]

@@ -19,6 +19,8 @@ use super::app::{Action, App, RefreshInfo};
 use super::render::{render, table_body_area};
 use super::views::Args;
 use crate::client::{Client, QueryResult, ScriptSource};
+use crate::cluster::commands::connect_context;
+use crate::cluster::kube::ClusterRoute;
 use crate::theme::Theme;
 
 /// How the TUI starts.
@@ -30,6 +32,8 @@ pub struct TuiConfig {
     pub refresh: Duration,
     /// Run this script right away instead of opening the picker.
     pub initial_script: Option<String>,
+    /// The namespace pxtop is deployed in, for `:ctx` (`--namespace`).
+    pub namespace: String,
 }
 
 /// Failures of the terminal itself (network failures show in the status bar instead).
@@ -59,6 +63,8 @@ enum Message {
     Cancelled {
         script: String,
     },
+    /// `:ctx` connected (the client, the port-forward it needs) or why it could not.
+    Context(Result<(Client, ClusterRoute), String>),
 }
 
 /// The refresh task of the current script and its controls.
@@ -262,24 +268,30 @@ fn copy_to_clipboard(text: &str, what: &str) -> String {
     }
 }
 
+/// Asks `client` for its scripts in the background.
+fn list_scripts(client: &Client, tx: &mpsc::Sender<Message>) -> JoinHandle<()> {
+    let mut client = client.clone();
+    let tx = tx.clone();
+    tokio::spawn(async move {
+        let scripts = client.list_scripts().await.map_err(|e| e.one_line());
+        // The receiver only goes away when the TUI is closing.
+        let _ = tx.send(Message::Scripts(scripts)).await;
+    })
+}
+
 async fn event_loop(
     terminal: &mut DefaultTerminal,
-    client: Client,
+    mut client: Client,
     config: TuiConfig,
 ) -> Result<(), TuiError> {
     let offset = *Local::now().offset();
     let mut app = App::new(client.addr(), config.refresh, offset);
     let (tx, mut rx) = mpsc::channel::<Message>(16);
 
-    let scripts_task = {
-        let mut client = client.clone();
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            let scripts = client.list_scripts().await.map_err(|e| e.one_line());
-            // The receiver only goes away when the TUI is closing.
-            let _ = tx.send(Message::Scripts(scripts)).await;
-        })
-    };
+    let mut scripts_task = list_scripts(&client, &tx);
+    // After `:ctx`: the port-forward the client goes through (dropping it closes it).
+    let mut route: Option<ClusterRoute> = None;
+    let mut switching: Option<JoinHandle<()>> = None;
 
     let mut refresher = Refresher::new();
     if let Some(script) = &config.initial_script
@@ -348,6 +360,23 @@ async fn event_loop(
                             refresher.paused.send_replace(true);
                         }
                     }
+                    Message::Context(Err(e)) => {
+                        app.set_notice(format!("cannot switch cluster: {e}"));
+                    }
+                    Message::Context(Ok((c, r))) => {
+                        client = c;
+                        app.switched_backend(format!("{} ({})", r.context, client.addr()));
+                        app.set_notice(format!("connected to context {}", r.context));
+                        // The old port-forward closes once nothing uses it.
+                        route = Some(r);
+                        scripts_task.abort();
+                        scripts_task = list_scripts(&client, &tx);
+                        running = None;
+                        if let Some(script) = app.script.clone() {
+                            let args = (script, app.args.clone());
+                            refresher.start(client.clone(), args, config.refresh, tx.clone());
+                        }
+                    }
                 }
                 Action::None
             }
@@ -375,9 +404,25 @@ async fn event_loop(
             }
             Action::RefreshNow => refresher.now.notify_one(),
             Action::Cancel => refresher.cancel.notify_one(),
+            Action::SwitchContext(context) => {
+                if let Some(t) = switching.take() {
+                    t.abort();
+                }
+                let (tx, namespace) = (tx.clone(), config.namespace.clone());
+                switching = Some(tokio::spawn(async move {
+                    let connected = connect_context(context.as_deref(), &namespace)
+                        .await
+                        .map_err(|e| e.one_line());
+                    let _ = tx.send(Message::Context(connected)).await;
+                }));
+            }
         }
     };
     scripts_task.abort();
+    if let Some(t) = switching {
+        t.abort();
+    }
+    drop(route);
     refresher.stop();
     result
 }

@@ -232,6 +232,7 @@ pub const PALETTE: &[(&str, &str)] = &[
     ("Tab", "arguments form (Tab: next field)"),
     ("type", "fuzzy: names, descriptions, argument names"),
     ("↑/↓ ^P/^N", "move"),
+    ("ctx NAME", "Enter: switch to kubeconfig context NAME"),
     ("Esc", "back"),
 ];
 

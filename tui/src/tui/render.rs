@@ -179,6 +179,10 @@ fn render_picker(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         ]),
         query,
     );
+    if let Some(context) = app.context_command() {
+        render_context_hint(frame, list, right, context.as_deref(), theme);
+        return;
+    }
     if matches.is_empty() {
         let msg = if !app.scripts_loaded {
             "loading scripts…"
@@ -247,6 +251,43 @@ fn render_picker(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
             .block(block)
             .wrap(Wrap { trim: false }),
         right,
+    );
+}
+
+/// `ctx NAME` typed in the palette: what Enter will do.
+fn render_context_hint(
+    frame: &mut Frame<'_>,
+    list: Rect,
+    about: Rect,
+    context: Option<&str>,
+    theme: &Theme,
+) {
+    let target = context.map_or_else(
+        || "the kubeconfig's current context".to_owned(),
+        |c| format!("context {c}"),
+    );
+    frame.render_widget(
+        Paragraph::new(format!("Enter: switch to {target}")).style(theme.highlight),
+        list,
+    );
+    let lines = vec![
+        Line::styled("Switch cluster", theme.title),
+        Line::raw(""),
+        Line::styled(
+            "Connects to that context's Kelvin through your kubeconfig (a port-forward, the \
+             token and CA from its Secrets, or a token from `pxtop auth login`), then runs the \
+             same script there.",
+            theme.base,
+        ),
+        Line::raw(""),
+        Line::styled("ctx alone: the kubeconfig's current context", theme.muted),
+        Line::styled("headless: pxtop --context NAME run SCRIPT", theme.muted),
+    ];
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(bordered(" About ", theme))
+            .wrap(Wrap { trim: false }),
+        about,
     );
 }
 

@@ -235,6 +235,19 @@ fn picker_filtered_by_typing() {
 }
 
 #[test]
+fn picker_switching_cluster_context() {
+    let mut app = app();
+    type_text(&mut app, "ctx prod-eu");
+    let screen = draw(&mut app, 100, 30);
+    assert!(
+        screen.contains("Enter: switch to context prod-eu"),
+        "{screen}"
+    );
+    assert!(screen.contains("Switch cluster"), "{screen}");
+    snapshot!("picker_ctx", screen);
+}
+
+#[test]
 fn picker_while_loading() {
     let mut app = App::new(
         "http://127.0.0.1:50451",

@@ -146,6 +146,15 @@ fn pxtop_local_in_tmux_shows_captured_requests_and_answers_keys() {
     std::fs::create_dir_all(&home).unwrap();
     std::fs::create_dir_all(&www).unwrap();
     std::fs::write(www.join("index.html"), "hello\n").unwrap();
+    // One context, "lab", on a port nothing listens on.
+    std::fs::write(
+        home.join("kubeconfig"),
+        "apiVersion: v1\nkind: Config\ncurrent-context: lab\n\
+         clusters: [{name: lab, cluster: {server: 'https://127.0.0.1:1'}}]\n\
+         users: [{name: lab, user: {token: t}}]\n\
+         contexts: [{name: lab, context: {cluster: lab, user: lab}}]\n",
+    )
+    .unwrap();
     let port = free_port();
     let _server = Proc(
         Command::new("python3")
@@ -166,7 +175,7 @@ fn pxtop_local_in_tmux_shows_captured_requests_and_answers_keys() {
     // The pane stays after pxtop exits so its exit status can be read.
     let command = format!(
         "env HOME={home} XDG_CONFIG_HOME={home} XDG_CACHE_HOME={home} PXTOP_LOG=pxtop=info \
-         TERM=xterm-256color {bin} --local --refresh 1; echo PXTOP-EXIT=$?; sleep 600",
+         KUBECONFIG={home}/kubeconfig TERM=xterm-256color {bin} --local --refresh 1; echo PXTOP-EXIT=$?; sleep 600",
         home = home.display()
     );
     let tmux = Tmux::start(&command, 100, 30);
@@ -231,6 +240,22 @@ fn pxtop_local_in_tmux_shows_captured_requests_and_answers_keys() {
     );
     tmux.key("Escape");
     tmux.wait_for("help closing", |s| !s.contains("next row"), || {});
+
+    // `:ctx` to a context the kubeconfig lacks: the error names it, the data stays.
+    tmux.type_text(":");
+    tmux.type_text("ctx nosuch");
+    tmux.wait_for(
+        "the ctx hint",
+        |s| s.contains("Enter: switch to context nosuch"),
+        || {},
+    );
+    tmux.key("Enter");
+    tmux.wait_for(
+        "the ctx error",
+        |s| s.contains("cannot switch cluster") && s.contains("nosuch"),
+        || {},
+    );
+    assert!(tmux.screen().contains("/tmux-probe-"), "{}", tmux.screen());
 
     // Pause shows in the status bar; q quits cleanly.
     tmux.type_text("p");
