@@ -368,6 +368,13 @@ pub fn server_builder(
     }
 }
 
+/// Accepted connections of `listener`, with Nagle's algorithm off. A server given its own
+/// listener (`serve_with_incoming`) does not get tonic's `tcp_nodelay`; without it a reply's
+/// last small frame waits for the client's delayed ACK, about 40 ms per call on Linux.
+pub fn incoming(listener: TcpListener) -> tonic::transport::server::TcpIncoming {
+    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
+}
+
 /// Serves `service` on `listener` until `shutdown` completes, over TLS when `tls` is given.
 /// Requests must carry `authorization: Bearer <token>`.
 pub async fn serve(
@@ -389,10 +396,9 @@ pub async fn serve(
             TokenCheck::new(token),
         )
     });
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     server_builder(tls)?
         .add_service(server)
         .add_optional_service(registry)
-        .serve_with_incoming_shutdown(incoming, shutdown)
+        .serve_with_incoming_shutdown(incoming(listener), shutdown)
         .await
 }

@@ -87,12 +87,9 @@ async fn start_pem_with(
     let served = tokio::spawn(async move {
         tonic::transport::Server::builder()
             .add_service(svc)
-            .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(listener),
-                async {
-                    let _ = rx.await;
-                },
-            )
+            .serve_with_incoming_shutdown(pxtop_kelvin::incoming(listener), async {
+                let _ = rx.await;
+            })
             .await
             .unwrap();
     });

@@ -373,14 +373,13 @@ pub async fn run_pem(
             started_ns,
         },
     ));
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let served = tonic::transport::Server::builder()
         .add_service(pxtop_kelvin::cluster::pem_server(
             node.engine.clone(),
             node.health.clone(),
             &config.token,
         ))
-        .serve_with_incoming_shutdown(incoming, shutdown)
+        .serve_with_incoming_shutdown(pxtop_kelvin::incoming(listener), shutdown)
         .await;
     beat.abort();
     node.shutdown().await;

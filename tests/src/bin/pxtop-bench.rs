@@ -732,12 +732,9 @@ async fn start_fleet_pem(
     let served = tokio::spawn(async move {
         let _ = tonic::transport::Server::builder()
             .add_service(svc)
-            .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(listener),
-                async {
-                    let _ = rx.await;
-                },
-            )
+            .serve_with_incoming_shutdown(pxtop_kelvin::incoming(listener), async {
+                let _ = rx.await;
+            })
             .await;
     });
     let beat = tokio::spawn(pxtop_kelvin::cluster::heartbeat_loop(
