@@ -12,6 +12,11 @@
 //! program's own run time per sample from the kernel's BPF statistics
 //! (`kernel.bpf_stats_enabled`, read with bpftool), × 99 Hz.
 //!
+//! First (`--interleave-seconds N`, default 120, 0 skips), the interleaved measurement: one
+//! long workload run while the profiler is loaded and unloaded every 2 s; the CPU the
+//! profiler takes from the workload shows as gaps in a clock-reading loop (one band of gap
+//! sizes grows by about one gap per sample), and its throughput is compared on vs off.
+//!
 //! Root, clang-19, bpftool, util-linux (`chrt`, `taskset`):
 //! `cargo bench -p pxtop-pem --bench profiler_overhead -- --rounds 30 --iters 1000`.
 #![allow(
@@ -40,6 +45,51 @@ __attribute__((noinline)) void hot(unsigned long n) { for (unsigned long i = 0; 
 __attribute__((noinline)) void cold(unsigned long n) { for (unsigned long i = 0; i < n; i++) sink += i * i; }
 static double now(clockid_t c) { struct timespec t; clock_gettime(c, &t); return t.tv_sec + t.tv_nsec / 1e9; }
 int main(int argc, char **argv) {
+    if (argc > 3) { /* argv: gaps SECONDS x */
+        /* Gap mode: read the clock in a tight loop for argv[2] seconds; a gap between two reads
+           above 1 us is time the CPU spent elsewhere (an interrupt, a sample, the host). Every
+           ~20 ms print the window's start and end, then for gaps under 1 ms their count and
+           total (ns), longer gaps' total (the host descheduling the vCPU, RT throttling), and
+           the count and total of each power-of-two band: 1-2, 2-4, ..., 512-1024 us. */
+        double secs = strtod(argv[2], 0), t0 = now(CLOCK_MONOTONIC), last = t0, prev = t0;
+        unsigned long n = 0, bn[10] = {0}; double stolen = 0, big = 0, bs[10] = {0};
+        for (;;) {
+            double t = now(CLOCK_MONOTONIC), gap = t - prev;
+            prev = t;
+            if (gap > 1e-6) {
+                if (gap < 1e-3) {
+                    int b = 0;
+                    while (b < 9 && gap >= 2e-6 * (1 << b)) b++;
+                    n++; stolen += gap; bn[b]++; bs[b] += gap;
+                } else big += gap;
+            }
+            if (t - last >= 0.02) {
+                printf("%.9f %.9f %lu %.0f %.0f", last, t, n, stolen * 1e9, big * 1e9);
+                for (int b = 0; b < 10; b++) printf(" %lu %.0f", bn[b], bs[b] * 1e9);
+                printf("\n");
+                last = t; n = 0; stolen = 0; big = 0;
+                for (int b = 0; b < 10; b++) { bn[b] = 0; bs[b] = 0; }
+                if (t - t0 >= secs) return 0;
+            }
+        }
+    }
+    if (argc > 2) {
+        /* Stream mode: hot() in small chunks for argv[2] seconds; every ~20 ms of wall time, print
+           the window's end (CLOCK_MONOTONIC) and the iterations done in it. */
+        double secs = strtod(argv[2], 0), t0 = now(CLOCK_MONOTONIC), last = t0;
+        unsigned long chunk = strtoul(argv[1], 0, 10), done = 0;
+        for (;;) {
+            hot(chunk);
+            done += chunk;
+            double t = now(CLOCK_MONOTONIC);
+            if (t - last >= 0.02) {
+                printf("%.9f %.9f %lu\n", last, t, done);
+                last = t;
+                done = 0;
+                if (t - t0 >= secs) return 0;
+            }
+        }
+    }
     unsigned long rounds = strtoul(argv[1], 0, 10);
     double cpu0 = now(CLOCK_PROCESS_CPUTIME_ID), wall0 = now(CLOCK_MONOTONIC);
     for (unsigned long r = 0; r < rounds; r++) { hot(300000); cold(100000); }
@@ -138,6 +188,178 @@ fn profiled(bin: &std::path::Path, iters: u64, hz: u64) -> (f64, f64, u64, Optio
     (cpu, wall, samples, per_run)
 }
 
+/// CLOCK_MONOTONIC in seconds (the clock the stream-mode workload stamps its windows with).
+fn monotonic() -> f64 {
+    pxtop_probes::clock::monotonic_ns() as f64 / 1e9
+}
+
+/// Runs the workload (`chrt -f 50 taskset -c 1 BIN ARGS..`) while the profiler is loaded at
+/// `hz` for `period` seconds and unloaded for `period` seconds, over and over, for `seconds`.
+/// Returns the workload's output (one line per ~20 ms window, starting with the window's
+/// CLOCK_MONOTONIC start and end) and the phases: (from, to, profiler loaded).
+fn toggling(
+    bin: &std::path::Path,
+    args: &[String],
+    seconds: f64,
+    period: f64,
+    hz: u64,
+) -> (String, Vec<(f64, f64, bool)>) {
+    let mut child = Command::new("chrt")
+        .args(["-f", "50", "taskset", "-c", "1"])
+        .arg(bin)
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read as it comes: a full pipe would stall the workload.
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut s).unwrap();
+        s
+    });
+    let end = monotonic() + seconds;
+    let mut phases = Vec::new();
+    let mut on = false;
+    while monotonic() < end {
+        let prof = on.then(|| {
+            Profiler::load(&ProfilerConfig {
+                frequency_hz: hz,
+                ..ProfilerConfig::default()
+            })
+            .expect("load the profiler")
+        });
+        let from = monotonic();
+        std::thread::sleep(Duration::from_secs_f64(period));
+        let to = monotonic();
+        drop(prof);
+        phases.push((from, to, on));
+        on = !on;
+    }
+    let status = child.wait().unwrap();
+    assert!(status.success(), "workload failed: {status:?}");
+    (reader.join().unwrap(), phases)
+}
+
+/// Sums the workload's window columns over each phase, leaving out windows within `MARGIN` of
+/// a switch (loading and unloading the profiler sends IPIs to every CPU): per phase, the
+/// seconds covered and the column sums (`None` when no window fits).
+fn per_phase(out: &str, phases: &[(f64, f64, bool)]) -> Vec<Option<(f64, Vec<f64>)>> {
+    const MARGIN: f64 = 0.25;
+    let windows: Vec<Vec<f64>> = out
+        .lines()
+        .map(|l| l.split_whitespace().map(|f| f.parse().unwrap()).collect())
+        .collect();
+    phases
+        .iter()
+        .map(|&(from, to, _)| {
+            let mut t = 0.0;
+            let mut sums: Vec<f64> = Vec::new();
+            for w in &windows {
+                if w[0] >= from + MARGIN && w[1] <= to - MARGIN {
+                    t += w[1] - w[0];
+                    sums.resize(w.len() - 2, 0.0);
+                    for (s, v) in sums.iter_mut().zip(&w[2..]) {
+                        *s += v;
+                    }
+                }
+            }
+            (t > 0.0).then_some((t, sums))
+        })
+        .collect()
+}
+
+/// For each on-phase with off-phases either side: `f(on) − mean(f(before), f(after))`, so
+/// the host's drift (slow next to the cycle) cancels.
+fn paired(
+    phases: &[(f64, f64, bool)],
+    values: &[Option<f64>],
+    f: impl Fn(f64, f64) -> f64,
+) -> Vec<f64> {
+    (1..phases.len().saturating_sub(1))
+        .filter(|&i| phases[i].2)
+        .filter_map(|i| match (values[i - 1], values[i], values[i + 1]) {
+            (Some(a), Some(on), Some(b)) => Some(f(on, (a + b) / 2.0)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Throughput, interleaved: the workload in stream mode (iterations every ~20 ms) with the
+/// profiler toggled; per on-period, the slowdown (off throughput / on throughput − 1).
+fn interleaved_throughput(bin: &std::path::Path, seconds: f64, hz: u64) -> Vec<f64> {
+    let args = ["20000".to_string(), format!("{seconds}")];
+    let (out, phases) = toggling(bin, &args, seconds, 2.0, hz);
+    let rates: Vec<Option<f64>> = per_phase(&out, &phases)
+        .into_iter()
+        .map(|p| p.map(|(t, s)| s[0] / t))
+        .collect();
+    paired(&phases, &rates, |on, off| off / on - 1.0)
+}
+
+/// Per power-of-two gap band (1-2 µs … 512-1024 µs): the on-minus-off medians of gaps per
+/// second and of the share of the CPU they take.
+fn bands(phases: &[(f64, f64, bool)], sums: &[Option<(f64, Vec<f64>)>]) -> Vec<(f64, f64)> {
+    (0..10)
+        .map(|b| {
+            let col = |k: usize| -> Vec<Option<f64>> {
+                sums.iter()
+                    .map(|p| p.as_ref().map(|(t, s)| s[3 + 2 * b + k] / t))
+                    .collect()
+            };
+            let n = paired(phases, &col(0), |on, off| on - off);
+            let ns = paired(phases, &col(1), |on, off| on - off);
+            (quantile(&n, 0.5), quantile(&ns, 0.5) / 1e9)
+        })
+        .collect()
+}
+
+/// Stolen time, interleaved: the workload in gap mode (it reads the clock in a loop and counts
+/// gaps of 1 µs to 1 ms: time its CPU spent on something else) with the profiler toggled.
+/// Per on-period, against the off-periods either side: the extra share of the CPU stolen in
+/// gaps, the extra gaps per second, the extra share in pauses over 1 ms; and per gap band.
+#[expect(clippy::type_complexity, reason = "a bench's report")]
+fn interleaved_stolen(
+    bin: &std::path::Path,
+    seconds: f64,
+    hz: u64,
+) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<(f64, f64)>) {
+    let args = ["gaps".to_string(), format!("{seconds}"), "x".to_string()];
+    let (out, phases) = toggling(bin, &args, seconds, 2.0, hz);
+    let sums = per_phase(&out, &phases);
+    if std::env::var_os("PXTOP_BENCH_VERBOSE").is_some() {
+        for (p, s) in phases.iter().zip(&sums) {
+            if let Some((t, s)) = s {
+                eprintln!(
+                    "profiler {}: {:.0} gaps/s, {:.3}% stolen in gaps, {:.3}% in host pauses",
+                    if p.2 { "on " } else { "off" },
+                    s[0] / t,
+                    100.0 * s[1] / 1e9 / t,
+                    100.0 * s[2] / 1e9 / t
+                );
+            }
+        }
+    }
+    let share: Vec<Option<f64>> = sums
+        .iter()
+        .map(|p| p.as_ref().map(|(t, s)| s[1] / 1e9 / t))
+        .collect();
+    let rate: Vec<Option<f64>> = sums
+        .iter()
+        .map(|p| p.as_ref().map(|(t, s)| s[0] / t))
+        .collect();
+    let pauses: Vec<Option<f64>> = sums
+        .iter()
+        .map(|p| p.as_ref().map(|(t, s)| s[2] / 1e9 / t))
+        .collect();
+    (
+        paired(&phases, &share, |on, off| on - off),
+        paired(&phases, &rate, |on, off| on - off),
+        paired(&phases, &pauses, |on, off| on - off),
+        bands(&phases, &sums),
+    )
+}
+
 fn pct(r: f64) -> String {
     format!("{:+.2}%", 100.0 * (r - 1.0))
 }
@@ -176,6 +398,58 @@ fn main() {
     let _ = std::fs::write("/proc/sys/kernel/bpf_stats_enabled", "1");
     run(&bin, iters / 4); // warm-up
     // Per round: CPU time off, at 99 Hz, at the high rate; samples; BPF ns per run.
+    let seconds = arg("--interleave-seconds", 120) as f64;
+    if seconds > 0.0 {
+        let stats = |v: &[f64], show: &dyn Fn(f64) -> String| {
+            let mean = v.iter().sum::<f64>() / v.len().max(1) as f64;
+            format!(
+                "median {}, quartiles {} … {}, mean {} ({} on-periods)",
+                show(quantile(v, 0.5)),
+                show(quantile(v, 0.25)),
+                show(quantile(v, 0.75)),
+                show(mean),
+                v.len()
+            )
+        };
+        let (share, gaps, pauses, bands) = interleaved_stolen(&bin, seconds, 99);
+        let points = |x: f64| format!("{:+.3}%", 100.0 * x);
+        println!(
+            "stolen from the workload's CPU, 99 Hz on vs off every 2 s for {seconds:.0} s: {}",
+            stats(&share, &points)
+        );
+        println!(
+            "  in pauses over 1 ms (host, RT throttling), on vs off: {}",
+            stats(&pauses, &points)
+        );
+        let per_s = |x: f64| format!("{x:+.1}/s");
+        println!("  gaps of 1 µs–1 ms, on vs off: {}", stats(&gaps, &per_s));
+        if quantile(&gaps, 0.5) > 0.0 {
+            println!(
+                "  => per extra gap (a sample): {:.1} µs",
+                quantile(&share, 0.5) * 1e6 / quantile(&gaps, 0.5)
+            );
+        }
+        for (b, (n, share)) in bands.iter().enumerate() {
+            println!(
+                "  gaps of {}–{} µs, on − off (medians): {n:+.1}/s, {:+.4}% of the CPU",
+                1 << b,
+                2 << b,
+                100.0 * share
+            );
+        }
+        let slow = interleaved_throughput(&bin, seconds, 99);
+        println!(
+            "throughput, 99 Hz on vs off every 2 s for {seconds:.0} s: slowdown {}",
+            stats(&slow, &points)
+        );
+    }
+    if rounds == 0 {
+        if let Some(s) = stats_before {
+            let _ = std::fs::write("/proc/sys/kernel/bpf_stats_enabled", s.trim());
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    }
     let (mut off, mut on99, mut onhi) = (Vec::new(), Vec::new(), Vec::new());
     let (mut r99, mut rhi) = (Vec::new(), Vec::new());
     let (mut s99, mut shi, mut per_sample_us) = (Vec::new(), Vec::new(), Vec::new());
