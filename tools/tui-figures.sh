@@ -35,6 +35,8 @@ import sys
 from http.server import ThreadingHTTPServer, BaseHTTPRequestHandler
 class H(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body are two writes: without this each response waits for a delayed ACK.
+    disable_nagle_algorithm = True
     def do_GET(self):
         body = b'{"ok":true,"path":"%s"}' % self.path.encode()
         self.send_response(200)

@@ -1186,7 +1186,7 @@ impl App {
                     return Action::None;
                 };
                 return Action::Copy {
-                    text: cell.text.clone(),
+                    text: cell.text.to_string(),
                     what: format!("column {column}"),
                 };
             }
@@ -1279,15 +1279,13 @@ fn match_rank(query: &str, script: &ScriptInfo) -> Option<usize> {
 /// Row indices `filter` keeps, in `sort` order (stable: equal keys keep arrival order).
 pub fn visible_rows(table: &TableData, sort: Option<Sort>, filter: &Matcher) -> Vec<usize> {
     let mut rows: Vec<usize> = (0..table.rows.len())
-        .filter(|&i| filter.keeps(table.rows[i].iter().map(|c| c.text.as_str())))
+        .filter(|&i| filter.keeps(table.rows[i].iter().map(|c| &*c.text)))
         .collect();
     if let Some(sort) = sort
         && sort.column < table.columns.len()
     {
         rows.sort_by(|&a, &b| {
-            let ord = table.rows[a][sort.column]
-                .key
-                .total_cmp(&table.rows[b][sort.column].key);
+            let ord = table.rows[a][sort.column].sort_cmp(&table.rows[b][sort.column]);
             if sort.descending { ord.reverse() } else { ord }
         });
     }
@@ -1378,12 +1376,12 @@ mod tests {
         let (table, view) = app.current().unwrap();
         view.visible
             .iter()
-            .map(|&r| table.rows[r][0].text.clone())
+            .map(|&r| table.rows[r][0].text.to_string())
             .collect()
     }
 
     fn selected_path(app: &App) -> String {
-        app.selected_row().unwrap()[0].text.clone()
+        app.selected_row().unwrap()[0].text.to_string()
     }
 
     #[test]

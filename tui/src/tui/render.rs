@@ -568,7 +568,7 @@ fn render_detail(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
             continue;
         }
         let mut first = true;
-        let text = pretty_json(&cell.text).unwrap_or_else(|| cell.text.clone());
+        let text = pretty_json(&cell.text).unwrap_or_else(|| cell.text.to_string());
         for source_line in text.split('\n') {
             for piece in wrap(source_line.trim_end_matches('\r'), value_width) {
                 let lead = if first {

@@ -280,7 +280,7 @@ pub(crate) fn number(key: &SortKey) -> Option<f64> {
     match key {
         SortKey::Int(i) => Some(*i as f64),
         SortKey::Float(f) => Some(*f),
-        SortKey::Null | SortKey::Text(_) => None,
+        SortKey::Null | SortKey::Text => None,
     }
 }
 

@@ -37,7 +37,7 @@ impl Bars {
         let bars = data
             .rows
             .iter()
-            .map(|r| (r[xi].text.clone(), number(&r[yi].key).unwrap_or(0.0)))
+            .map(|r| (r[xi].text.to_string(), number(&r[yi].key).unwrap_or(0.0)))
             .collect();
         Ok(Bars {
             bars,

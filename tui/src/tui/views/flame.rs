@@ -69,7 +69,7 @@ impl Flame {
             if text.is_empty() || n < 1.0 {
                 continue;
             }
-            *merged.entry(text.clone()).or_default() += n as u64;
+            *merged.entry(text.to_string()).or_default() += n as u64;
         }
         Ok(Self::from_folded(merged.into_iter().collect()))
     }

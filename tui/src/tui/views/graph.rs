@@ -176,7 +176,7 @@ impl Graph {
                     let cell = &row[*i];
                     let kind = MetricKind::of(name, data.columns[*i].kind);
                     let text = match (kind, number(&cell.key)) {
-                        (MetricKind::Text, _) | (_, None) => cell.text.clone(),
+                        (MetricKind::Text, _) | (_, None) => cell.text.to_string(),
                         (k, Some(v)) => k.format(v),
                     };
                     (name.clone(), text)

@@ -87,7 +87,7 @@ impl TimeSeries {
                 t1 = t;
                 last = clock(&row[xi].text);
             }
-            let name = si.map_or(String::new(), |i| row[i].text.clone());
+            let name = si.map_or(String::new(), |i| row[i].text.to_string());
             let s = match names.iter().position(|n| *n == name) {
                 Some(s) => s,
                 None => {
