@@ -525,7 +525,7 @@ mod tests {
             text: text.into(),
             key,
         };
-        let mut cells = vec![
+        let mut cells = [
             cell("10", SortKey::Int(10)),
             cell("b", SortKey::Text),
             cell("", SortKey::Null),

@@ -64,7 +64,7 @@ enum Message {
         script: String,
     },
     /// `:ctx` connected (the client, the port-forward it needs) or why it could not.
-    Context(Result<(Client, ClusterRoute), String>),
+    Context(Result<Box<(Client, ClusterRoute)>, String>),
 }
 
 /// The refresh task of the current script and its controls.
@@ -363,7 +363,8 @@ async fn event_loop(
                     Message::Context(Err(e)) => {
                         app.set_notice(format!("cannot switch cluster: {e}"));
                     }
-                    Message::Context(Ok((c, r))) => {
+                    Message::Context(Ok(connected)) => {
+                        let (c, r) = *connected;
                         client = c;
                         app.switched_backend(format!("{} ({})", r.context, client.addr()));
                         app.set_notice(format!("connected to context {}", r.context));
@@ -412,6 +413,7 @@ async fn event_loop(
                 switching = Some(tokio::spawn(async move {
                     let connected = connect_context(context.as_deref(), &namespace)
                         .await
+                        .map(Box::new)
                         .map_err(|e| e.one_line());
                     let _ = tx.send(Message::Context(connected)).await;
                 }));
