@@ -423,12 +423,6 @@ fn main() {
         );
         let per_s = |x: f64| format!("{x:+.1}/s");
         println!("  gaps of 1 µs–1 ms, on vs off: {}", stats(&gaps, &per_s));
-        if quantile(&gaps, 0.5) > 0.0 {
-            println!(
-                "  => per extra gap (a sample): {:.1} µs",
-                quantile(&share, 0.5) * 1e6 / quantile(&gaps, 0.5)
-            );
-        }
         for (b, (n, share)) in bands.iter().enumerate() {
             println!(
                 "  gaps of {}–{} µs, on − off (medians): {n:+.1}/s, {:+.4}% of the CPU",
