@@ -120,8 +120,14 @@ impl Filter {
                         .to_owned()
                 })?;
             How::Regex(re)
+        } else if text.is_empty() {
+            How::Substring(None)
         } else {
-            How::Substring(text.to_lowercase())
+            let literal = regex::RegexBuilder::new(&regex::escape(text))
+                .case_insensitive(true)
+                .build()
+                .map_err(|e| e.to_string())?;
+            How::Substring(Some(literal))
         };
         Ok(Matcher { how, invert })
     }
@@ -131,24 +137,31 @@ impl Filter {
 #[derive(Debug, Clone)]
 pub struct Matcher {
     how: How,
-    invert: bool,
+    /// Keep the rows that do not match.
+    pub invert: bool,
 }
 
 #[derive(Debug, Clone)]
 enum How {
-    Substring(String),
+    /// Case-insensitive, as an escaped regex: the regex crate's literal search, with no
+    /// lowercased copy of every cell. `None`: empty, everything passes.
+    Substring(Option<regex::Regex>),
     Regex(regex::Regex),
 }
 
 impl Matcher {
-    /// Whether a row (its cells' texts) passes.
-    pub fn keeps<'a>(&self, mut cells: impl Iterator<Item = &'a str>) -> bool {
-        let hit = match &self.how {
-            How::Substring(n) if n.is_empty() => return true,
-            How::Substring(n) => cells.any(|c| c.to_lowercase().contains(n.as_str())),
-            How::Regex(re) => cells.any(|c| re.is_match(c)),
-        };
-        hit != self.invert
+    /// Whether every row passes (an empty substring).
+    pub fn keeps_all(&self) -> bool {
+        matches!(&self.how, How::Substring(None))
+    }
+
+    /// Whether one cell's text matches (before inversion: a row passes when any of its
+    /// cells hits, or, inverted, when none does).
+    pub fn hits(&self, text: &str) -> bool {
+        match &self.how {
+            How::Substring(None) => true,
+            How::Substring(Some(re)) | How::Regex(re) => re.is_match(text),
+        }
     }
 }
 
@@ -518,11 +531,16 @@ impl App {
         Some((self.tables.get(self.tab)?, self.views.get(self.tab)?))
     }
 
-    /// The selected row's cells, if any.
-    pub fn selected_row(&self) -> Option<&[super::data::Cell]> {
-        let (table, view) = self.current()?;
-        let row = *view.visible.get(view.selected)?;
-        table.rows.get(row).map(Vec::as_slice)
+    /// The selected row's index in its table, if any.
+    pub fn selected_index(&self) -> Option<usize> {
+        let (_, view) = self.current()?;
+        view.visible.get(view.selected).copied()
+    }
+
+    /// The selected row's cells, formatted, if any.
+    pub fn selected_row(&self) -> Option<Vec<super::data::Cell>> {
+        let (table, _) = self.current()?;
+        table.row(self.selected_index()?)
     }
 
     /// The current column's table index.
@@ -532,10 +550,10 @@ impl App {
     }
 
     /// The selected row's cell in the current column, with the column's name.
-    pub fn selected_cell(&self) -> Option<(&str, &super::data::Cell)> {
+    pub fn selected_cell(&self) -> Option<(&str, super::data::Cell)> {
         let (table, _) = self.current()?;
         let column = self.current_column()?;
-        let cell = self.selected_row()?.get(column)?;
+        let cell = table.cell(self.selected_index()?, column)?;
         Some((table.columns.get(column)?.name.as_str(), cell))
     }
 
@@ -919,10 +937,13 @@ impl App {
         Action::None
     }
 
-    /// Selects the row (and column) at screen cell (`x`, `y`), if it is in the table body.
+    /// Selects the row (and column) at screen cell (`x`, `y`), if it is in the table body; a
+    /// click on a column's header sorts by it, as `s` does (again: descending, then off).
     fn click(&mut self, x: u16, y: u16) {
         let area = self.body_area;
-        if !area.contains(ratatui::layout::Position { x, y }) {
+        let header = area.y.checked_sub(1).is_some_and(|h| h == y)
+            && (area.x..area.x.saturating_add(area.width)).contains(&x);
+        if !header && !area.contains(ratatui::layout::Position { x, y }) {
             return;
         }
         let width = self.viewport_width;
@@ -930,23 +951,34 @@ impl App {
         let (Some(table), Some(view)) = (self.tables.get(tab), self.views.get_mut(tab)) else {
             return;
         };
+        // The body starts after the selection marker; columns are one cell apart.
+        let mut left = usize::from(area.x) + super::data::MARKER_WIDTH;
+        let shown =
+            super::data::columns_in_view(table, &view.order, view.sort, view.first_column, width);
+        let mut column = None;
+        for (position, (_, w)) in (view.first_column..).zip(shown) {
+            if usize::from(x) < left + w {
+                if usize::from(x) >= left {
+                    column = Some(position);
+                }
+                break;
+            }
+            left += w + 1;
+        }
+        if header {
+            if let Some(position) = column {
+                view.column = position;
+                self.cycle_sort();
+            }
+            return;
+        }
         let row = view.offset + usize::from(y - area.y);
         if row < view.visible.len() {
             view.selected = row;
             self.follow = false;
         }
-        // The body starts after the selection marker; columns are one cell apart.
-        let mut left = usize::from(area.x) + super::data::MARKER_WIDTH;
-        let shown =
-            super::data::columns_in_view(table, &view.order, view.sort, view.first_column, width);
-        for (position, (_, w)) in (view.first_column..).zip(shown) {
-            if usize::from(x) < left + w {
-                if usize::from(x) >= left {
-                    view.column = position;
-                }
-                break;
-            }
-            left += w + 1;
+        if let Some(position) = column {
+            view.column = position;
         }
         self.scroll_into_view(tab);
     }
@@ -1162,7 +1194,7 @@ impl App {
             }
             Command::ShowColumns => self.show_columns(),
             Command::Detail => {
-                self.detail = !self.detail && self.selected_row().is_some();
+                self.detail = !self.detail && self.selected_index().is_some();
                 self.detail_scroll = 0;
             }
             Command::DetailDown => self.detail_scroll += 1,
@@ -1278,16 +1310,18 @@ fn match_rank(query: &str, script: &ScriptInfo) -> Option<usize> {
 
 /// Row indices `filter` keeps, in `sort` order (stable: equal keys keep arrival order).
 pub fn visible_rows(table: &TableData, sort: Option<Sort>, filter: &Matcher) -> Vec<usize> {
-    let mut rows: Vec<usize> = (0..table.rows.len())
-        .filter(|&i| filter.keeps(table.rows[i].iter().map(|c| &*c.text)))
-        .collect();
+    let mut rows: Vec<usize> = if filter.keeps_all() {
+        (0..table.num_rows()).collect()
+    } else {
+        let hits = table.rows_where_any(|text| filter.hits(text));
+        (0..table.num_rows())
+            .filter(|&i| hits.get(i).copied().unwrap_or(false) != filter.invert)
+            .collect()
+    };
     if let Some(sort) = sort
         && sort.column < table.columns.len()
     {
-        rows.sort_by(|&a, &b| {
-            let ord = table.rows[a][sort.column].sort_cmp(&table.rows[b][sort.column]);
-            if sort.descending { ord.reverse() } else { ord }
-        });
+        table.sort_rows(&mut rows, sort.column, sort.descending);
     }
     rows
 }
@@ -1376,7 +1410,7 @@ mod tests {
         let (table, view) = app.current().unwrap();
         view.visible
             .iter()
-            .map(|&r| table.rows[r][0].text.to_string())
+            .map(|&r| table.text(r, 0).into_owned())
             .collect()
     }
 
@@ -1696,6 +1730,12 @@ mod tests {
         );
         app.handle_mouse(mouse(MouseEventKind::Down(MouseButton::Left), 3, 0));
         assert_eq!(selected_path(&app), "/c", "outside the body: nothing");
+        // The header row (y 2): a click on a column's name sorts by it, then reverses it.
+        app.handle_mouse(mouse(MouseEventKind::Down(MouseButton::Left), 3, 2));
+        assert_eq!(app.current_column(), Some(0));
+        assert_eq!(shown_paths(&app), ["/a", "/b", "/c", "/d"]);
+        app.handle_mouse(mouse(MouseEventKind::Down(MouseButton::Left), 3, 2));
+        assert_eq!(shown_paths(&app), ["/d", "/c", "/b", "/a"]);
     }
 
     #[test]

@@ -1,9 +1,11 @@
-//! Result tables turned into display rows: every cell's text (times human-readable, latencies
-//! in ns/µs/ms/s) plus a typed sort key, so sorting orders numbers as numbers.
+//! Result tables for display: the Arrow arrays as they arrived, formatted on demand (times
+//! human-readable, latencies in ns/µs/ms/s), with typed sort keys so numbers sort as numbers.
+//! Only what is on screen is ever formatted and kept: the rows in view, the detail pane.
 
 use std::cmp::Ordering;
+use std::fmt::Write as _;
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array};
 use arrow::compute::{CastOptions, cast_with_options};
 use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, TimeUnit};
 use chrono::{DateTime, FixedOffset};
@@ -100,15 +102,16 @@ impl Cell {
     }
 }
 
-/// One output table ready to draw.
-#[derive(Debug, Clone, PartialEq)]
+/// One output table ready to draw. It keeps the Arrow arrays it arrived as (shared with the
+/// decoded result, not copied) and formats only what is asked for: the rows on screen, the
+/// detail pane, a filter pass. A 100,000-row, 20-column result is its wire size in memory, not
+/// two million formatted strings.
+#[derive(Debug, Clone)]
 pub struct TableData {
     /// The output table's name.
     pub name: String,
     /// The columns, in order.
     pub columns: Vec<Column>,
-    /// Row-major cells.
-    pub rows: Vec<Vec<Cell>>,
     /// The sort the script asked for (`#{ sort: "-requests" }`): column index, descending.
     pub default_sort: Option<(usize, bool)>,
     /// Per column, the widest one-line cell (capped at [`MAX_COLUMN_WIDTH`]).
@@ -116,6 +119,242 @@ pub struct TableData {
     /// The widget the spec asks for: `None` for a table, `Err` (why) when the table does not
     /// fit the spec (the table shows instead).
     pub widget: Option<Result<super::views::Widget, String>>,
+    /// Per column, its values: one chunk per record batch.
+    values: Vec<Vec<Chunk>>,
+    /// The first row of each batch, ascending (`starts[0] == 0`).
+    starts: Vec<usize>,
+    /// Rows over all batches.
+    len: usize,
+    /// Where times are shown.
+    offset: FixedOffset,
+}
+
+/// One batch's values of one column, typed for formatting and sorting.
+#[derive(Debug, Clone)]
+enum Chunk {
+    /// Times (ns since the epoch), durations (ns) and integers.
+    Int(ColumnKind, Int64Array),
+    /// Floats: the values to sort by, and the array as it came to show (decimals keep their
+    /// scale).
+    Float(Float64Array, ArrayRef),
+    /// Booleans.
+    Bool(BooleanArray),
+    /// UTF-8 strings of any offset width or layout, borrowed as they are.
+    Str(ArrayRef),
+    /// Anything else, as arrow displays it; sorted by that text.
+    Other(ArrayRef),
+}
+
+impl Chunk {
+    fn new(field: &Field, array: &ArrayRef) -> Chunk {
+        let kind = kind_of(field);
+        match kind {
+            ColumnKind::Time | ColumnKind::Duration | ColumnKind::Int => {
+                if let Some(ints) = as_i64(array, kind) {
+                    return Chunk::Int(kind, ints.as_primitive::<Int64Type>().clone());
+                }
+            }
+            ColumnKind::Float => {
+                if let Some(f) = cast_lossy(array, &DataType::Float64) {
+                    return Chunk::Float(f.as_primitive::<Float64Type>().clone(), array.clone());
+                }
+            }
+            ColumnKind::Bool => return Chunk::Bool(array.as_boolean().clone()),
+            ColumnKind::Text => {}
+        }
+        match array.data_type() {
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Chunk::Str(array.clone()),
+            _ => Chunk::Other(array.clone()),
+        }
+    }
+
+    fn array(&self) -> &dyn Array {
+        match self {
+            Chunk::Int(_, a) => a,
+            Chunk::Float(a, _) => a,
+            Chunk::Bool(a) => a,
+            Chunk::Str(a) | Chunk::Other(a) => a.as_ref(),
+        }
+    }
+
+    fn key(&self, i: usize) -> SortKey {
+        if self.array().is_null(i) {
+            return SortKey::Null;
+        }
+        match self {
+            Chunk::Int(_, a) => SortKey::Int(a.value(i)),
+            Chunk::Float(a, _) => SortKey::Float(a.value(i)),
+            Chunk::Bool(a) => SortKey::Int(i64::from(a.value(i))),
+            Chunk::Str(_) | Chunk::Other(_) => SortKey::Text,
+        }
+    }
+
+    /// The string of a [`Chunk::Str`] value, without copying.
+    fn str(&self, i: usize) -> Option<&str> {
+        let Chunk::Str(a) = self else {
+            return None;
+        };
+        if a.is_null(i) {
+            return Some("");
+        }
+        Some(match a.data_type() {
+            DataType::Utf8 => a.as_string::<i32>().value(i),
+            DataType::LargeUtf8 => a.as_string::<i64>().value(i),
+            _ => a.as_string_view().value(i),
+        })
+    }
+
+    /// Value `i`'s text: borrowed for strings, else written into `buf`. Empty for null.
+    fn text<'a>(&'a self, i: usize, offset: FixedOffset, buf: &'a mut String) -> &'a str {
+        if let Some(s) = self.str(i) {
+            return s;
+        }
+        buf.clear();
+        if self.array().is_null(i) {
+            return buf;
+        }
+        match self {
+            Chunk::Int(ColumnKind::Time, a) => push_time(buf, a.value(i), offset),
+            Chunk::Int(ColumnKind::Duration, a) => push_duration(buf, a.value(i)),
+            Chunk::Int(_, a) => {
+                let _ = write!(buf, "{}", a.value(i));
+            }
+            Chunk::Bool(a) => buf.push_str(if a.value(i) { "true" } else { "false" }),
+            Chunk::Float(_, shown) | Chunk::Other(shown) | Chunk::Str(shown) => {
+                buf.push_str(&display_value(shown.as_ref(), i));
+            }
+        }
+        buf
+    }
+}
+
+/// A row's position in the chunks: (batch, index in it).
+fn locate(starts: &[usize], row: usize) -> (usize, usize) {
+    let batch = starts.partition_point(|&s| s <= row).saturating_sub(1);
+    (batch, row - starts.get(batch).copied().unwrap_or(0))
+}
+
+/// What a sort compares: the typed key, with text borrowed where the array holds strings.
+enum Ordered<'a> {
+    Key(SortKey),
+    Text(std::borrow::Cow<'a, str>),
+}
+
+impl Ordered<'_> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        match (self, other) {
+            (Ordered::Text(a), Ordered::Text(b)) => a.cmp(b),
+            (Ordered::Key(a), Ordered::Key(b)) => a.total_cmp(b),
+            (Ordered::Key(a), Ordered::Text(_)) => a.total_cmp(&SortKey::Text),
+            (Ordered::Text(_), Ordered::Key(b)) => SortKey::Text.total_cmp(b),
+        }
+    }
+}
+
+impl TableData {
+    /// Rows in the table.
+    pub fn num_rows(&self) -> usize {
+        self.len
+    }
+
+    /// What the cell at (`row`, `column`) sorts by; `Null` when out of range.
+    pub fn key(&self, row: usize, column: usize) -> SortKey {
+        self.chunk(row, column)
+            .map_or(SortKey::Null, |(chunk, i)| chunk.key(i))
+    }
+
+    /// The full text of the cell at (`row`, `column`): newlines kept, empty for null or out
+    /// of range. Strings are borrowed; everything else is formatted now.
+    pub fn text(&self, row: usize, column: usize) -> std::borrow::Cow<'_, str> {
+        let Some((chunk, i)) = self.chunk(row, column) else {
+            return std::borrow::Cow::Borrowed("");
+        };
+        if let Some(s) = chunk.str(i) {
+            return std::borrow::Cow::Borrowed(s);
+        }
+        let mut buf = String::new();
+        chunk.text(i, self.offset, &mut buf);
+        std::borrow::Cow::Owned(buf)
+    }
+
+    /// The cell at (`row`, `column`), formatted.
+    pub fn cell(&self, row: usize, column: usize) -> Option<Cell> {
+        let (chunk, i) = self.chunk(row, column)?;
+        let mut buf = String::new();
+        let text = chunk.text(i, self.offset, &mut buf).into();
+        Some(Cell {
+            text,
+            key: chunk.key(i),
+        })
+    }
+
+    /// Every cell of `row`, formatted; `None` when out of range.
+    pub fn row(&self, row: usize) -> Option<Vec<Cell>> {
+        (row < self.len).then(|| {
+            (0..self.columns.len())
+                .filter_map(|c| self.cell(row, c))
+                .collect()
+        })
+    }
+
+    fn chunk(&self, row: usize, column: usize) -> Option<(&Chunk, usize)> {
+        if row >= self.len {
+            return None;
+        }
+        let (batch, i) = locate(&self.starts, row);
+        Some((self.values.get(column)?.get(batch)?, i))
+    }
+
+    /// Per row, whether any of its cells' full text satisfies `hit` (nulls are empty text).
+    /// Column by column, so a row already matched is not formatted again.
+    pub fn rows_where_any(&self, hit: impl Fn(&str) -> bool) -> Vec<bool> {
+        let mut out = vec![false; self.len];
+        let mut buf = String::new();
+        for chunks in &self.values {
+            for (chunk, &start) in chunks.iter().zip(&self.starts) {
+                for i in 0..chunk.array().len() {
+                    let Some(seen) = out.get_mut(start + i) else {
+                        break;
+                    };
+                    if !*seen && hit(chunk.text(i, self.offset, &mut buf)) {
+                        *seen = true;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Sorts `rows` by `column` (stable: equal keys keep their order); nulls first, then
+    /// numbers by value, then text.
+    pub fn sort_rows(&self, rows: &mut [usize], column: usize, descending: bool) {
+        let Some(chunks) = self.values.get(column) else {
+            return;
+        };
+        let mut buf = String::new();
+        let mut keys: Vec<Ordered<'_>> = Vec::with_capacity(self.len);
+        for chunk in chunks {
+            for i in 0..chunk.array().len() {
+                keys.push(match chunk {
+                    Chunk::Str(_) if !chunk.array().is_null(i) => {
+                        Ordered::Text(chunk.str(i).unwrap_or_default().into())
+                    }
+                    Chunk::Other(_) if !chunk.array().is_null(i) => {
+                        Ordered::Text(chunk.text(i, self.offset, &mut buf).to_owned().into())
+                    }
+                    _ => Ordered::Key(chunk.key(i)),
+                });
+            }
+        }
+        let null = Ordered::Key(SortKey::Null);
+        rows.sort_by(|&a, &b| {
+            let ord = keys
+                .get(a)
+                .unwrap_or(&null)
+                .cmp(keys.get(b).unwrap_or(&null));
+            if descending { ord.reverse() } else { ord }
+        });
+    }
 }
 
 /// The widest a column gets from fitting; longer cells are cut with `…` (Enter shows all).
@@ -171,17 +410,44 @@ pub fn text_width(s: &str) -> usize {
     ratatui::text::Span::raw(s).width()
 }
 
-fn fitted_widths(columns: &[Column], rows: &[Vec<Cell>]) -> Vec<usize> {
-    (0..columns.len())
-        .map(|i| {
-            rows.iter()
-                .filter_map(|r| r.get(i))
-                .map(|cell| text_width(&one_line(&cell.text)))
-                .max()
-                .unwrap_or(0)
-                .min(MAX_COLUMN_WIDTH)
+/// The widest one-line text of each column, capped at [`MAX_COLUMN_WIDTH`]. Times all print
+/// alike, so one is measured; strings are measured only up to the cap.
+fn fitted_widths(values: &[Vec<Chunk>], offset: FixedOffset) -> Vec<usize> {
+    let mut buf = String::new();
+    values
+        .iter()
+        .map(|chunks| {
+            let mut widest = 0;
+            for chunk in chunks {
+                let n = chunk.array().len();
+                let time = matches!(chunk, Chunk::Int(ColumnKind::Time, _));
+                for i in 0..n {
+                    if chunk.array().is_null(i) {
+                        continue;
+                    }
+                    let w = capped_width(chunk.text(i, offset, &mut buf));
+                    widest = widest.max(w);
+                    if time || widest >= MAX_COLUMN_WIDTH {
+                        break;
+                    }
+                }
+                if widest >= MAX_COLUMN_WIDTH {
+                    break;
+                }
+            }
+            widest.min(MAX_COLUMN_WIDTH)
         })
         .collect()
+}
+
+/// The one-line width of `text`, looking no further than enough characters to pass the cap.
+fn capped_width(text: &str) -> usize {
+    const LOOK: usize = MAX_COLUMN_WIDTH * 4;
+    let head = match text.char_indices().nth(LOOK) {
+        Some((at, _)) => &text[..at],
+        None => text,
+    };
+    text_width(&one_line(head))
 }
 
 /// Columns holding nanosecond durations by Pixie's naming (`latency`, `total_latency`,
@@ -210,25 +476,35 @@ fn kind_of(field: &Field) -> ColumnKind {
 
 /// Nanoseconds with a unit that keeps three significant figures or so.
 pub fn human_duration(ns: i64) -> String {
+    let mut s = String::new();
+    push_duration(&mut s, ns);
+    s
+}
+
+fn push_duration(out: &mut String, ns: i64) {
     let abs = ns.unsigned_abs() as f64;
     let sign = if ns < 0 { "-" } else { "" };
-    if abs < 1e3 {
-        format!("{ns} ns")
+    let _ = if abs < 1e3 {
+        write!(out, "{ns} ns")
     } else if abs < 1e6 {
-        format!("{sign}{:.1} µs", abs / 1e3)
+        write!(out, "{sign}{:.1} µs", abs / 1e3)
     } else if abs < 1e9 {
-        format!("{sign}{:.2} ms", abs / 1e6)
+        write!(out, "{sign}{:.2} ms", abs / 1e6)
     } else {
-        format!("{sign}{:.2} s", abs / 1e9)
-    }
+        write!(out, "{sign}{:.2} s", abs / 1e9)
+    };
 }
 
 /// Nanoseconds since the epoch as `YYYY-MM-DD HH:MM:SS.mmm` at `offset`.
 pub fn human_time(ns: i64, offset: FixedOffset) -> String {
-    DateTime::from_timestamp_nanos(ns)
-        .with_timezone(&offset)
-        .format("%Y-%m-%d %H:%M:%S%.3f")
-        .to_string()
+    let mut s = String::new();
+    push_time(&mut s, ns, offset);
+    s
+}
+
+fn push_time(out: &mut String, ns: i64, offset: FixedOffset) {
+    let t = DateTime::from_timestamp_nanos(ns).with_timezone(&offset);
+    let _ = write!(out, "{}", t.format("%Y-%m-%d %H:%M:%S%.3f"));
 }
 
 /// Casts, turning values that do not fit into nulls rather than failing the whole column.
@@ -262,78 +538,6 @@ fn as_i64(array: &ArrayRef, kind: ColumnKind) -> Option<ArrayRef> {
     cast_lossy(&normalised, &DataType::Int64)
 }
 
-fn column_cells(field: &Field, array: &ArrayRef, offset: FixedOffset) -> Vec<Cell> {
-    let kind = kind_of(field);
-    let null = || Cell {
-        text: Box::default(),
-        key: SortKey::Null,
-    };
-    let len = array.len();
-    match kind {
-        ColumnKind::Time | ColumnKind::Duration | ColumnKind::Int => {
-            if let Some(ints) = as_i64(array, kind) {
-                let ints = ints.as_primitive::<Int64Type>();
-                return ints
-                    .iter()
-                    .map(|v| match v {
-                        None => null(),
-                        Some(v) => Cell {
-                            text: match kind {
-                                ColumnKind::Time => human_time(v, offset),
-                                ColumnKind::Duration => human_duration(v),
-                                _ => v.to_string(),
-                            }
-                            .into_boxed_str(),
-                            key: SortKey::Int(v),
-                        },
-                    })
-                    .collect();
-            }
-        }
-        ColumnKind::Float => {
-            if let Some(f) = cast_lossy(array, &DataType::Float64) {
-                let f = f.as_primitive::<Float64Type>();
-                return (0..len)
-                    .map(|i| {
-                        if f.is_null(i) {
-                            return null();
-                        }
-                        Cell {
-                            text: display_value(array.as_ref(), i).into_boxed_str(),
-                            key: SortKey::Float(f.value(i)),
-                        }
-                    })
-                    .collect();
-            }
-        }
-        ColumnKind::Bool => {
-            let b = array.as_boolean();
-            return b
-                .iter()
-                .map(|v| match v {
-                    None => null(),
-                    Some(v) => Cell {
-                        text: v.to_string().into_boxed_str(),
-                        key: SortKey::Int(i64::from(v)),
-                    },
-                })
-                .collect();
-        }
-        ColumnKind::Text => {}
-    }
-    (0..len)
-        .map(|i| {
-            if array.is_null(i) {
-                return null();
-            }
-            Cell {
-                text: display_value(array.as_ref(), i).into_boxed_str(),
-                key: SortKey::Text,
-            }
-        })
-        .collect()
-}
-
 /// The `sort` entry of a widget spec (`"-requests"`: by requests, descending).
 fn default_sort(widget_json: &str, columns: &[Column]) -> Option<(usize, bool)> {
     let spec: serde_json::Value = serde_json::from_str(widget_json).ok()?;
@@ -347,7 +551,7 @@ fn default_sort(widget_json: &str, columns: &[Column]) -> Option<(usize, bool)> 
 }
 
 impl TableData {
-    /// Formats every cell of `table`; times are shown at `offset` from UTC.
+    /// Takes `table`'s arrays (shared, not copied); times are shown at `offset` from UTC.
     pub fn from_result(table: &ResultTable, offset: FixedOffset) -> Self {
         let columns: Vec<Column> = table
             .schema
@@ -358,35 +562,36 @@ impl TableData {
                 kind: kind_of(f),
             })
             .collect();
-        let mut rows = Vec::with_capacity(table.num_rows());
-        for batch in &table.batches {
-            rows.extend(batch_rows(batch, offset));
+        let mut values: Vec<Vec<Chunk>> = (0..columns.len())
+            .map(|_| Vec::with_capacity(table.batches.len()))
+            .collect();
+        let mut starts = Vec::with_capacity(table.batches.len());
+        let mut len = 0;
+        for batch in table.batches.iter().filter(|b| b.num_rows() > 0) {
+            starts.push(len);
+            len += batch.num_rows();
+            let schema = batch.schema();
+            for ((chunks, field), array) in
+                values.iter_mut().zip(schema.fields()).zip(batch.columns())
+            {
+                chunks.push(Chunk::new(field, array));
+            }
         }
         let mut data = TableData {
             name: table.name.clone(),
             default_sort: default_sort(&table.widget_json, &columns),
-            widths: fitted_widths(&columns, &rows),
+            widths: fitted_widths(&values, offset),
             columns,
-            rows,
             widget: None,
+            values,
+            starts,
+            len,
+            offset,
         };
         let spec = super::views::Spec::parse(&table.widget_json);
         data.widget = super::views::Widget::build(&spec, table, &data);
         data
     }
-}
-
-fn batch_rows(batch: &RecordBatch, offset: FixedOffset) -> Vec<Vec<Cell>> {
-    let schema = batch.schema();
-    let mut columns: Vec<std::vec::IntoIter<Cell>> = schema
-        .fields()
-        .iter()
-        .zip(batch.columns())
-        .map(|(f, a)| column_cells(f, a, offset).into_iter())
-        .collect();
-    (0..batch.num_rows())
-        .map(|_| columns.iter_mut().filter_map(Iterator::next).collect())
-        .collect()
 }
 
 /// A cell's text on one line: line breaks become `↵`, tabs spaces, other controls dropped.
@@ -408,9 +613,7 @@ pub fn one_line(text: &str) -> String {
 mod tests {
     use std::sync::Arc;
 
-    use arrow::array::{
-        BooleanArray, DurationMicrosecondArray, Float64Array, Int64Array, StringArray, UInt64Array,
-    };
+    use arrow::array::{DurationMicrosecondArray, RecordBatch, StringArray, UInt64Array};
     use arrow::datatypes::Schema;
 
     use super::*;
@@ -498,7 +701,8 @@ mod tests {
                 ColumnKind::Time,
             ]
         );
-        let texts: Vec<_> = data.rows[0].iter().map(|c| &*c.text).collect();
+        let row = data.row(0).unwrap();
+        let texts: Vec<_> = row.iter().map(|c| &*c.text).collect();
         assert_eq!(
             texts,
             vec![
@@ -513,9 +717,11 @@ mod tests {
                 "1970-01-01 00:00:01.000"
             ]
         );
-        assert_eq!(data.rows[0][1].key, SortKey::Int(1_500_000));
-        assert_eq!(data.rows[0][2].key, SortKey::Int(20_000));
-        assert_eq!(data.rows[0][3].key, SortKey::Null);
+        assert_eq!(data.key(0, 1), SortKey::Int(1_500_000));
+        assert_eq!(data.key(0, 2), SortKey::Int(20_000));
+        assert_eq!(data.key(0, 3), SortKey::Null);
+        assert_eq!(data.key(1, 1), SortKey::Null, "out of range");
+        assert_eq!(data.text(0, 7), "/a\r\nb");
         assert_eq!(data.default_sort, Some((1, true)));
     }
 

@@ -408,7 +408,7 @@ fn render_table(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     let shown = columns_in_view(table, &view.order, view.sort, view.first_column, width);
     let current = view.order.get(view.column).copied();
     let mut position = if view.visible.is_empty() {
-        format!(" 0/{} ", table.rows.len())
+        format!(" 0/{} ", table.num_rows())
     } else {
         format!(" {}/{} ", view.selected + 1, view.visible.len())
     };
@@ -464,10 +464,8 @@ fn render_table(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     let window = view.visible.iter().skip(offset).take(body_rows);
     let rows: Vec<Row<'_>> = window
         .map(|&r| {
-            let cells = &table.rows[r];
             Row::new(shown.iter().map(|&(i, w)| {
-                let text = cells.get(i).map(|c| one_line(&c.text)).unwrap_or_default();
-                let text = fit(&text, w);
+                let text = fit(&one_line(&table.text(r, i)), w);
                 if table.columns[i].kind.right_aligned() {
                     TableCell::from(Line::from(text).alignment(Alignment::Right))
                 } else {
@@ -530,7 +528,7 @@ fn render_widget_view(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Them
         .title(Line::from(title))
         .title(
             Line::styled(
-                format!(" {} rows · v: table ", table.rows.len()),
+                format!(" {} rows · v: table ", table.num_rows()),
                 theme.muted,
             )
             .alignment(Alignment::Right),
@@ -718,9 +716,9 @@ fn render_status(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     if app.screen == Screen::Live {
         if let Some((table, view)) = app.current() {
             let rows = if view.filter.is_empty() {
-                format!("{SEP}{} rows", table.rows.len())
+                format!("{SEP}{} rows", table.num_rows())
             } else {
-                format!("{SEP}{}/{} rows", view.visible.len(), table.rows.len())
+                format!("{SEP}{}/{} rows", view.visible.len(), table.num_rows())
             };
             spans.push(Span::styled(rows, bar));
         }

@@ -34,10 +34,11 @@ impl Bars {
     pub fn build(data: &TableData, x: &str, y: &str) -> Result<Self, String> {
         let xi = column(data, "bar", x)?;
         let yi = column(data, "bar", y)?;
-        let bars = data
-            .rows
-            .iter()
-            .map(|r| (r[xi].text.to_string(), number(&r[yi].key).unwrap_or(0.0)))
+        let bars = (0..data.num_rows())
+            .map(|r| {
+                let y = number(&data.key(r, yi)).unwrap_or(0.0);
+                (data.text(r, xi).into_owned(), y)
+            })
             .collect();
         Ok(Bars {
             bars,

@@ -63,13 +63,13 @@ impl Flame {
         let s = column(data, "flamegraph", stack)?;
         let c = column(data, "flamegraph", count)?;
         let mut merged: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
-        for row in &data.rows {
-            let text = &row[s].text;
-            let n = number(&row[c].key).unwrap_or(0.0);
+        for row in 0..data.num_rows() {
+            let text = data.text(row, s);
+            let n = number(&data.key(row, c)).unwrap_or(0.0);
             if text.is_empty() || n < 1.0 {
                 continue;
             }
-            *merged.entry(text.to_string()).or_default() += n as u64;
+            *merged.entry(text.into_owned()).or_default() += n as u64;
         }
         Ok(Self::from_folded(merged.into_iter().collect()))
     }

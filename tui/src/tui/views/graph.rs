@@ -161,7 +161,10 @@ impl Graph {
             names.len() - 1
         };
         let mut raw_edges = Vec::new();
-        for row in &data.rows {
+        for r in 0..data.num_rows() {
+            let Some(row) = data.row(r) else {
+                continue;
+            };
             let (Some(f), Some(t)) = (row.get(from_i), row.get(to_i)) else {
                 continue;
             };

@@ -150,8 +150,8 @@ impl Histograms {
                 };
                 let exact = matches!(col.data_type(), DataType::Binary | DataType::LargeBinary);
                 let name = name_i
-                    .and_then(|n| data.rows.get(row).and_then(|r| r.get(n)))
-                    .map_or_else(|| format!("row {}", row + 1), |c| c.text.to_string());
+                    .and_then(|n| data.cell(row, n))
+                    .map_or_else(|| format!("row {}", row + 1), |c| c.text.into());
                 let (buckets, total, quantiles) = parsed.unwrap_or_default();
                 out.push(Series {
                     name,

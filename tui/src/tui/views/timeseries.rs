@@ -75,19 +75,19 @@ impl TimeSeries {
         let mut points: Vec<(f64, usize, usize)> = Vec::new(); // (x ns, series, row)
         let (mut t0, mut t1) = (f64::INFINITY, f64::NEG_INFINITY);
         let (mut first, mut last) = (String::new(), String::new());
-        for (r, row) in data.rows.iter().enumerate() {
-            let Some(t) = number(&row[xi].key) else {
+        for r in 0..data.num_rows() {
+            let Some(t) = number(&data.key(r, xi)) else {
                 continue;
             };
             if t < t0 {
                 t0 = t;
-                first = clock(&row[xi].text);
+                first = clock(&data.text(r, xi));
             }
             if t > t1 {
                 t1 = t;
-                last = clock(&row[xi].text);
+                last = clock(&data.text(r, xi));
             }
-            let name = si.map_or(String::new(), |i| row[i].text.to_string());
+            let name = si.map_or(String::new(), |i| data.text(r, i).into_owned());
             let s = match names.iter().position(|n| *n == name) {
                 Some(s) => s,
                 None => {
@@ -105,7 +105,7 @@ impl TimeSeries {
                 let mut lines = vec![Vec::new(); names.len()];
                 let mut max: f64 = 0.0;
                 for &(t, s, r) in &points {
-                    if let Some(v) = number(&data.rows[r][c].key) {
+                    if let Some(v) = number(&data.key(r, c)) {
                         lines[s].push(((t - t0) / 1e9, v));
                         max = max.max(v);
                     }
