@@ -133,6 +133,13 @@ impl Filter {
     }
 }
 
+/// How far back of the newest row shown a follow poll starts (rows can be stored slightly out
+/// of time order: a response is timed at its request but parsed after it).
+pub const FOLLOW_OVERLAP: Duration = Duration::from_secs(2);
+
+/// The most rows a followed table keeps when its script has no `max_rows`.
+pub const FOLLOW_MAX_ROWS: usize = 100_000;
+
 /// A compiled [`Filter`].
 #[derive(Debug, Clone)]
 pub struct Matcher {
@@ -230,7 +237,8 @@ pub struct App {
     pub history: Vec<(String, Args)>,
     /// Scripts gone back from, most recent last (`]` goes forward).
     pub forward: Vec<(String, Args)>,
-    /// Keep the newest (last) row selected as refreshes bring rows (`F`).
+    /// Keep the newest row selected as rows arrive (`F`); event tables are polled for new
+    /// rows only ([`App::tail_from`]).
     pub follow: bool,
     /// A query has been running this long (set by the event loop once it is slow); `Esc`
     /// cancels it.
@@ -505,8 +513,126 @@ impl App {
             self.recompute(i);
         }
         if self.follow {
-            self.select_at(true);
+            self.select_newest();
         }
+    }
+
+    /// Where a follow poll of the current script should start (ns since the epoch), or
+    /// `None` when the script is refreshed whole instead. Follow mode polls only new rows when
+    /// every table of the script is an event table (a `time_` column, shown as a table) and
+    /// the script takes `start_time`: from the newest row shown, less [`FOLLOW_OVERLAP`] for
+    /// rows that arrive slightly out of time order (the overlap's rows are de-duplicated).
+    pub fn tail_from(&self) -> Option<i64> {
+        if !self.follow || self.paused || self.tables.is_empty() {
+            return None;
+        }
+        let script = self
+            .scripts
+            .iter()
+            .find(|s| Some(&s.name) == self.script.as_ref())?;
+        if !script.params.iter().any(|p| p.name == "start_time") {
+            return None;
+        }
+        let mut newest = i64::MAX;
+        for table in &self.tables {
+            if table.widget.is_some() {
+                return None;
+            }
+            newest = newest.min(table.newest_time()?);
+        }
+        Some(newest.saturating_sub(FOLLOW_OVERLAP.as_nanos() as i64))
+    }
+
+    /// The most rows a followed table keeps (the newest ones): the script's `max_rows`
+    /// (argument or default), else [`FOLLOW_MAX_ROWS`].
+    pub fn follow_cap(&self) -> usize {
+        let arg = self
+            .args
+            .iter()
+            .find(|(k, _)| k == "max_rows")
+            .map(|(_, v)| v.clone());
+        let default = || {
+            let script = self
+                .scripts
+                .iter()
+                .find(|s| Some(&s.name) == self.script.as_ref())?;
+            let p = script.params.iter().find(|p| p.name == "max_rows")?;
+            Some(p.default_value.clone())
+        };
+        arg.or_else(default)
+            .and_then(|v| v.trim().parse().ok())
+            .filter(|&n: &usize| n > 0)
+            .unwrap_or(FOLLOW_MAX_ROWS)
+    }
+
+    /// A follow poll of `script` from `since` finished: its new rows join the tables shown
+    /// (see [`TableData::append`]). A table that does not match is replaced instead.
+    /// Returns the rows added.
+    pub fn append_result(
+        &mut self,
+        script: &str,
+        result: Result<QueryResult, String>,
+        since: i64,
+        info: RefreshInfo,
+    ) -> usize {
+        if self.script.as_deref() != Some(script) {
+            return 0;
+        }
+        let result = match result {
+            Ok(r) => r,
+            Err(e) => {
+                self.set_result(script, Err(e), info);
+                return 0;
+            }
+        };
+        let cap = self.follow_cap();
+        let mut updated = Vec::new();
+        let mut added = 0;
+        for table in &result.tables {
+            let appended = self
+                .tables
+                .iter()
+                .position(|t| t.name == table.name)
+                .and_then(|i| Some((i, self.tables.get_mut(i)?.append(table, since, cap)?)));
+            match appended {
+                Some((i, n)) => {
+                    updated.push(i);
+                    added += n;
+                }
+                None => {
+                    let n = result.num_rows();
+                    self.set_result(script, Ok(result), info);
+                    return n;
+                }
+            }
+        }
+        self.in_flight = None;
+        self.error = None;
+        self.retry = None;
+        self.last_refresh = Some(info);
+        self.stats = result.stats;
+        for i in updated {
+            self.recompute(i);
+        }
+        if self.follow {
+            self.select_newest();
+        }
+        added
+    }
+
+    /// Whether the current table shows its newest rows first (sorted by `time_`, descending):
+    /// then follow mode keeps the first row selected, else the last.
+    fn newest_first(&self) -> bool {
+        self.current().is_some_and(|(table, view)| {
+            view.sort
+                .is_some_and(|s| s.descending && Some(s.column) == table.time_column())
+        })
+    }
+
+    /// Selects the newest row: the first when newest come first, else the last.
+    fn select_newest(&mut self) {
+        let end = !self.newest_first();
+        self.select_at(end);
     }
 
     /// A refresh failed and the next try is `wait` away (`failures` in a row so far).
@@ -921,7 +1047,7 @@ impl App {
                     .min(n.saturating_sub(1));
             }
             (Screen::Live, Some(d)) if self.current_widget().is_none() => {
-                if d < 0 {
+                if (d < 0) != self.newest_first() {
                     self.follow = false;
                 }
                 self.move_selection(d);
@@ -1168,10 +1294,18 @@ impl App {
     /// Carries out a table-view command.
     fn run(&mut self, command: Command) -> Action {
         let page = self.viewport_rows.max(1) as isize;
-        if matches!(
-            command,
-            Command::Up | Command::PageUp | Command::HalfUp | Command::Top
-        ) {
+        let away = if self.newest_first() {
+            matches!(
+                command,
+                Command::Down | Command::PageDown | Command::HalfDown | Command::Bottom
+            )
+        } else {
+            matches!(
+                command,
+                Command::Up | Command::PageUp | Command::HalfUp | Command::Top
+            )
+        };
+        if away {
             self.follow = false;
         }
         match command {
@@ -1225,7 +1359,7 @@ impl App {
             Command::Follow => {
                 self.follow = !self.follow;
                 if self.follow {
-                    self.select_at(true);
+                    self.select_newest();
                 }
             }
             Command::NextTable => self.switch_tab(true),
@@ -1550,6 +1684,87 @@ mod tests {
             info(),
         );
         assert_eq!(selected_path(&app), "/d");
+    }
+
+    /// A result of http_data-like rows (path, time_ ns), shown newest first.
+    fn events(rows: &[(i64, &str)]) -> QueryResult {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("req_path", DataType::Utf8, false),
+            Field::new("time_", DataType::Int64, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1))),
+                Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.0))),
+            ],
+        )
+        .unwrap();
+        QueryResult {
+            tables: vec![ResultTable {
+                name: "http_data".into(),
+                widget_json: r#"{"widget":"table","sort":"-time_"}"#.into(),
+                schema,
+                batches: vec![batch],
+            }],
+            stats: None,
+        }
+    }
+
+    #[test]
+    fn follow_polls_event_tables_for_new_rows_only() {
+        let mut app = App::new(
+            "http://x",
+            Duration::from_secs(2),
+            FixedOffset::east_opt(0).unwrap(),
+        );
+        let param = |name: &str, default: &str| pxtop_proto::v1::ScriptParam {
+            name: name.into(),
+            default_value: default.into(),
+            ..Default::default()
+        };
+        app.set_scripts(Ok(vec![ScriptInfo {
+            name: "px/http_data".into(),
+            description: String::new(),
+            params: vec![param("start_time", "-5m"), param("max_rows", "3")],
+        }]));
+        app.start_script("px/http_data");
+        let s = 1_000_000_000_000;
+        app.set_result(
+            "px/http_data",
+            Ok(events(&[(s + 2, "/b"), (s + 1, "/a")])),
+            info(),
+        );
+        assert_eq!(app.tail_from(), None, "not following: whole refreshes");
+        app.handle_key(key(KeyCode::Char('F')));
+        assert_eq!(
+            selected_path(&app),
+            "/b",
+            "newest first: the first row is the newest"
+        );
+        let overlap = FOLLOW_OVERLAP.as_nanos() as i64;
+        assert_eq!(app.tail_from(), Some(s + 2 - overlap));
+        assert_eq!(app.follow_cap(), 3, "the script's max_rows");
+
+        let added = app.append_result(
+            "px/http_data",
+            Ok(events(&[(s + 3, "/c"), (s + 2, "/b")])),
+            s + 2 - overlap,
+            info(),
+        );
+        assert_eq!(added, 1);
+        assert_eq!(shown_paths(&app), ["/c", "/b", "/a"]);
+        assert_eq!(selected_path(&app), "/c", "the newest row stays selected");
+        assert_eq!(app.tail_from(), Some(s + 3 - overlap));
+
+        // Moving down (away from the newest) stops following; whole refreshes again.
+        app.handle_key(key(KeyCode::Char('j')));
+        assert!(!app.follow);
+        assert_eq!(app.tail_from(), None);
+        // A paused app does not poll either.
+        app.handle_key(key(KeyCode::Char('F')));
+        app.handle_key(key(KeyCode::Char('p')));
+        assert_eq!(app.tail_from(), None);
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array};
 use arrow::compute::{CastOptions, cast_with_options};
 use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, TimeUnit};
+use arrow::error::ArrowError;
 use chrono::{DateTime, FixedOffset};
 
 use crate::client::ResultTable;
@@ -228,6 +229,57 @@ impl Chunk {
     }
 }
 
+impl Chunk {
+    /// Feeds value `i` to `h` (for telling rows apart when a follow poll overlaps).
+    fn hash_value(&self, i: usize, h: &mut impl std::hash::Hasher) {
+        use std::hash::Hash;
+        if self.array().is_null(i) {
+            0u8.hash(h);
+            return;
+        }
+        1u8.hash(h);
+        match self {
+            Chunk::Int(_, a) => a.value(i).hash(h),
+            Chunk::Float(a, _) => a.value(i).to_bits().hash(h),
+            Chunk::Bool(a) => a.value(i).hash(h),
+            Chunk::Str(_) => self.str(i).hash(h),
+            Chunk::Other(a) => display_value(a.as_ref(), i).hash(h),
+        }
+    }
+
+    /// The values at `indices`, copied into a new chunk.
+    fn take(&self, indices: &arrow::array::UInt32Array) -> Result<Chunk, ArrowError> {
+        let take = |a: &dyn Array| arrow::compute::take(a, indices, None);
+        Ok(match self {
+            Chunk::Int(kind, a) => Chunk::Int(*kind, take(a)?.as_primitive::<Int64Type>().clone()),
+            Chunk::Float(a, shown) => Chunk::Float(
+                take(a)?.as_primitive::<Float64Type>().clone(),
+                take(shown.as_ref())?,
+            ),
+            Chunk::Bool(a) => Chunk::Bool(take(a)?.as_boolean().clone()),
+            Chunk::Str(a) => Chunk::Str(take(a.as_ref())?),
+            Chunk::Other(a) => Chunk::Other(take(a.as_ref())?),
+        })
+    }
+}
+
+/// The largest time in a time chunk.
+fn chunk_max(chunk: &Chunk) -> Option<i64> {
+    match chunk {
+        Chunk::Int(_, a) => arrow::compute::max(a),
+        _ => None,
+    }
+}
+
+/// The hash of row `i` of one batch's chunks (see [`TableData::append`]).
+fn hash_row(chunks: &[Chunk], i: usize) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    for chunk in chunks {
+        chunk.hash_value(i, &mut h);
+    }
+    std::hash::Hasher::finish(&h)
+}
+
 /// A row's position in the chunks: (batch, index in it).
 fn locate(starts: &[usize], row: usize) -> (usize, usize) {
     let batch = starts.partition_point(|&s| s <= row).saturating_sub(1);
@@ -303,6 +355,146 @@ impl TableData {
         }
         let (batch, i) = locate(&self.starts, row);
         Some((self.values.get(column)?.get(batch)?, i))
+    }
+
+    /// The `time_` column, when the table has one holding times: what follow mode tails by.
+    pub fn time_column(&self) -> Option<usize> {
+        self.columns
+            .iter()
+            .position(|c| c.name == "time_" && c.kind == ColumnKind::Time)
+    }
+
+    /// The newest `time_` (ns since the epoch), if the table has times and rows.
+    pub fn newest_time(&self) -> Option<i64> {
+        let t = self.time_column()?;
+        self.values.get(t)?.iter().filter_map(chunk_max).max()
+    }
+
+    /// Appends the rows of `table` (a follow poll of the same script, run from `since`) that
+    /// this table does not hold yet, then keeps the newest `cap` rows by `time_`. A poll
+    /// overlaps the rows already shown (rows can arrive slightly out of time order), so rows
+    /// at or after `since` that are already here are dropped: they are told apart by all
+    /// their values. Returns how many rows were added, or `None` when `table` does not have
+    /// this table's columns or this table has no `time_` (the caller replaces it instead).
+    pub fn append(&mut self, table: &ResultTable, since: i64, cap: usize) -> Option<usize> {
+        let t = self.time_column()?;
+        let same = table.schema.fields().len() == self.columns.len()
+            && table
+                .schema
+                .fields()
+                .iter()
+                .zip(&self.columns)
+                .all(|(f, c)| *f.name() == c.name && kind_of(f) == c.kind);
+        if !same {
+            return None;
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (b, chunk) in self.values.get(t)?.iter().enumerate() {
+            let Chunk::Int(_, times) = chunk else {
+                continue;
+            };
+            for i in 0..times.len() {
+                if times.is_valid(i) && times.value(i) >= since {
+                    seen.insert(self.row_hash(b, i));
+                }
+            }
+        }
+        let mut added = 0;
+        for batch in table.batches.iter().filter(|b| b.num_rows() > 0) {
+            let schema = batch.schema();
+            let chunks: Vec<Chunk> = schema
+                .fields()
+                .iter()
+                .zip(batch.columns())
+                .map(|(f, a)| Chunk::new(f, a))
+                .collect();
+            let keep: Vec<u32> = (0..batch.num_rows())
+                .filter(|&i| !seen.contains(&hash_row(&chunks, i)))
+                .filter_map(|i| u32::try_from(i).ok())
+                .collect();
+            if keep.is_empty() {
+                continue;
+            }
+            let chunks = if keep.len() == batch.num_rows() {
+                chunks
+            } else {
+                let indices = arrow::array::UInt32Array::from(keep.clone());
+                chunks
+                    .iter()
+                    .map(|c| c.take(&indices))
+                    .collect::<Result<_, _>>()
+                    .ok()?
+            };
+            let widths = fitted_widths(
+                &chunks.iter().map(|c| vec![c.clone()]).collect::<Vec<_>>(),
+                self.offset,
+            );
+            for (w, new) in self.widths.iter_mut().zip(widths) {
+                *w = (*w).max(new);
+            }
+            self.starts.push(self.len);
+            self.len += keep.len();
+            added += keep.len();
+            for (column, chunk) in self.values.iter_mut().zip(chunks) {
+                column.push(chunk);
+            }
+        }
+        // Compact once the table is a tenth over its cap, not on every poll.
+        if self.len > cap.saturating_add(cap / 10) {
+            self.keep_newest(cap, t);
+        }
+        Some(added)
+    }
+
+    /// Keeps the newest `cap` rows by the time column `t`, in their order, in one chunk.
+    fn keep_newest(&mut self, cap: usize, t: usize) {
+        let mut rows: Vec<usize> = (0..self.len).collect();
+        self.sort_rows(&mut rows, t, true);
+        rows.truncate(cap);
+        rows.sort_unstable();
+        let mut per_chunk: Vec<Vec<u32>> = vec![Vec::new(); self.starts.len()];
+        for row in rows {
+            let (b, i) = locate(&self.starts, row);
+            if let (Some(list), Ok(i)) = (per_chunk.get_mut(b), u32::try_from(i)) {
+                list.push(i);
+            }
+        }
+        let mut values: Vec<Vec<Chunk>> = vec![Vec::new(); self.values.len()];
+        let mut starts = Vec::new();
+        let mut len = 0;
+        for (b, keep) in per_chunk.into_iter().enumerate() {
+            if keep.is_empty() {
+                continue;
+            }
+            let indices = arrow::array::UInt32Array::from(keep);
+            let taken: Result<Vec<Chunk>, _> = self
+                .values
+                .iter()
+                .filter_map(|column| column.get(b))
+                .map(|c| c.take(&indices))
+                .collect();
+            let Ok(taken) = taken else {
+                return;
+            };
+            starts.push(len);
+            len += indices.len();
+            for (column, chunk) in values.iter_mut().zip(taken) {
+                column.push(chunk);
+            }
+        }
+        self.values = values;
+        self.starts = starts;
+        self.len = len;
+    }
+
+    fn row_hash(&self, batch: usize, i: usize) -> u64 {
+        let mut h = std::hash::DefaultHasher::new();
+        for column in &self.values {
+            if let Some(chunk) = column.get(batch) {
+                chunk.hash_value(i, &mut h);
+            }
+        }
+        std::hash::Hasher::finish(&h)
     }
 
     /// Per row, whether any of its cells' full text satisfies `hit` (nulls are empty text).
@@ -743,6 +935,78 @@ mod tests {
         let texts: Vec<&str> = cells.iter().map(|c| &*c.text).collect();
         assert_eq!(texts, ["", "9", "9.5", "10", "a", "b"]);
         assert_eq!(std::mem::size_of::<Cell>(), 32);
+    }
+
+    /// An http_data-like result: (time_ ns, path) rows.
+    fn events(rows: &[(i64, &str)]) -> ResultTable {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("time_", DataType::Int64, false),
+            Field::new("req_path", DataType::Utf8, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.0))),
+                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1))),
+            ],
+        )
+        .unwrap();
+        ResultTable {
+            name: "http_data".into(),
+            widget_json: r#"{"widget":"table","sort":"-time_"}"#.into(),
+            schema,
+            batches: vec![batch],
+        }
+    }
+
+    fn paths(data: &TableData) -> Vec<String> {
+        (0..data.num_rows())
+            .map(|r| data.text(r, 1).into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn follow_polls_append_only_rows_not_shown_and_keep_the_newest() {
+        let mut data =
+            TableData::from_result(&events(&[(30, "/c"), (20, "/b"), (10, "/a")]), utc());
+        assert_eq!(data.newest_time(), Some(30));
+        // The poll overlaps from 20: /b and /c are already here; /late arrived after the last
+        // poll with an older time; /d is new.
+        let poll = events(&[(40, "/d"), (30, "/c"), (25, "/late"), (20, "/b")]);
+        assert_eq!(data.append(&poll, 20, 100), Some(2));
+        assert_eq!(paths(&data), ["/c", "/b", "/a", "/d", "/late"]);
+        assert_eq!(data.newest_time(), Some(40));
+        // The same poll again adds nothing.
+        assert_eq!(data.append(&poll, 20, 100), Some(0));
+        // Over the cap (plus a tenth), the oldest go; the rest keep their order.
+        let many: Vec<(i64, String)> = (50..60).map(|t| (t, format!("/n{t}"))).collect();
+        let many: Vec<(i64, &str)> = many.iter().map(|(t, p)| (*t, p.as_str())).collect();
+        assert_eq!(data.append(&events(&many), 40, 4), Some(10));
+        assert_eq!(paths(&data), ["/n56", "/n57", "/n58", "/n59"]);
+        assert_eq!(
+            data.widths[1], 5,
+            "widths never shrink while following: no jumping"
+        );
+        // Another table's columns are not appended.
+        let other = TableData::from_result(&events(&[(1, "/x")]), utc());
+        let mut no_time = other.clone();
+        no_time.columns[0].kind = ColumnKind::Int;
+        assert_eq!(no_time.append(&events(&[(2, "/y")]), 0, 10), None);
+    }
+
+    #[test]
+    fn filters_and_sorts_work_on_the_arrays() {
+        let data = TableData::from_result(
+            &events(&[(3, "/b"), (1, "/A/x"), (2, "/c"), (4, "/a")]),
+            utc(),
+        );
+        let hits = data.rows_where_any(|t| t.to_lowercase().contains("/a"));
+        assert_eq!(hits, [false, true, false, true]);
+        let mut rows: Vec<usize> = (0..4).collect();
+        data.sort_rows(&mut rows, 1, false);
+        assert_eq!(rows, [1, 3, 0, 2], "text by its bytes: /A/x < /a < /b < /c");
+        data.sort_rows(&mut rows, 0, true);
+        assert_eq!(rows, [3, 0, 2, 1]);
     }
 
     #[test]

@@ -58,6 +58,8 @@ enum Message {
         info: RefreshInfo,
         /// After a failure: failures in a row and the wait before the next try.
         retry: Option<(u32, Duration)>,
+        /// A follow poll: the rows from this time on (ns), to add to those shown.
+        since: Option<i64>,
     },
     /// The run in flight was cancelled (`Esc`).
     Cancelled {
@@ -73,6 +75,11 @@ struct Refresher {
     paused: watch::Sender<bool>,
     now: Arc<Notify>,
     cancel: Arc<Notify>,
+    /// Follow mode: poll from this time (ns) on for new rows ([`App::tail_from`]).
+    tail: watch::Sender<Option<i64>>,
+    /// A (re)started loop has not delivered a whole result yet: no follow polls until then
+    /// (after `:ctx`, the rows shown are another cluster's).
+    whole_first: bool,
 }
 
 /// The first wait after a failed refresh; it doubles per failure in a row up to
@@ -96,6 +103,18 @@ impl Refresher {
             paused: watch::Sender::new(false),
             now: Arc::new(Notify::new()),
             cancel: Arc::new(Notify::new()),
+            tail: watch::Sender::new(None),
+            whole_first: true,
+        }
+    }
+
+    /// Tells the loop where follow polls start (`None`: refresh whole). Starting to follow
+    /// polls at once rather than after the refresh interval.
+    fn set_tail(&self, since: Option<i64>) {
+        let since = since.filter(|_| !self.whole_first);
+        let was = self.tail.send_replace(since);
+        if was.is_none() && since.is_some() {
+            self.now.notify_one();
         }
     }
 
@@ -108,10 +127,13 @@ impl Refresher {
     ) {
         self.stop();
         self.paused.send_replace(false);
+        self.tail.send_replace(None);
+        self.whole_first = true;
         let controls = Controls {
             paused: self.paused.subscribe(),
             now: self.now.clone(),
             cancel: self.cancel.clone(),
+            tail: self.tail.subscribe(),
         };
         self.task = Some(tokio::spawn(refresh_loop(
             client, script, args, every, tx, controls,
@@ -138,7 +160,13 @@ struct Controls {
     now: Arc<Notify>,
     /// Drop the request in flight (tonic cancels the call when its future is dropped).
     cancel: Arc<Notify>,
+    /// Follow polls start here (ns), when set.
+    tail: watch::Receiver<Option<i64>>,
 }
+
+/// How often follow mode polls an event table for new rows (or the refresh interval, if
+/// shorter).
+const FOLLOW_EVERY: Duration = Duration::from_millis(250);
 
 /// Runs `script` with `args` now and then every `every`, unless paused; after failures it
 /// waits longer each time ([`backoff`]). `now` forces a run even when paused; `cancel` drops
@@ -166,7 +194,12 @@ async fn refresh_loop(
         }
         // An Esc that arrived after the last run finished must not cancel this one.
         let _ = c.cancel.notified().now_or_never();
-        let run = client.execute(&source, args.iter().cloned().collect::<HashMap<_, _>>());
+        let since = *c.tail.borrow();
+        let mut run_args: HashMap<String, String> = args.iter().cloned().collect();
+        if let Some(since) = since {
+            run_args.insert("start_time".into(), since.to_string());
+        }
+        let run = client.execute(&source, run_args);
         let result = tokio::select! {
             r = run => r.map_err(|e| e.one_line()),
             () = c.cancel.notified() => {
@@ -198,10 +231,16 @@ async fn refresh_loop(
             result,
             info,
             retry,
+            since,
         };
         if tx.send(message).await.is_err() {
             return;
         }
+        let every = if since.is_some() {
+            every.min(FOLLOW_EVERY)
+        } else {
+            every
+        };
         let sleep = retry.map_or(every, |(_, wait)| wait);
         if !wait(&mut c, Some(sleep)).await {
             return;
@@ -342,11 +381,32 @@ async fn event_loop(
                             running = Some(Instant::now());
                         }
                     }
-                    Message::Result { script, result, info, retry } => {
+                    Message::Result { script, result, info, retry, since } => {
                         if app.script.as_deref() == Some(script.as_str()) {
                             running = None;
                         }
-                        app.set_result(&script, result, info);
+                        match since {
+                            Some(since) => {
+                                let took = info.took;
+                                let added = app.append_result(&script, result, since, info);
+                                if added > 0 {
+                                    tracing::info!(
+                                        script,
+                                        added,
+                                        ms = took.as_secs_f64() * 1e3,
+                                        "follow poll brought new rows"
+                                    );
+                                }
+                            }
+                            None => {
+                                if app.script.as_deref() == Some(script.as_str())
+                                    && result.is_ok()
+                                {
+                                    refresher.whole_first = false;
+                                }
+                                app.set_result(&script, result, info);
+                            }
+                        }
                         if let Some((failures, wait)) = retry
                             && app.script.as_deref() == Some(script.as_str())
                         {
@@ -419,6 +479,7 @@ async fn event_loop(
                 }));
             }
         }
+        refresher.set_tail(app.tail_from());
     };
     scripts_task.abort();
     if let Some(t) = switching {
@@ -456,6 +517,7 @@ mod tests {
             paused: paused.subscribe(),
             now: now.clone(),
             cancel: cancel.clone(),
+            tail: watch::Sender::new(None).subscribe(),
         };
         (c, paused, now, cancel)
     }

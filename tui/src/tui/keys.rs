@@ -51,7 +51,7 @@ pub enum Command {
     Filter,
     /// Copy the current cell to the clipboard.
     Copy,
-    /// Follow: keep the newest row selected as refreshes bring rows.
+    /// Follow: keep the newest row selected as rows arrive (event tables poll for new rows).
     Follow,
     /// Next output table.
     NextTable,

@@ -257,6 +257,20 @@ fn pxtop_local_in_tmux_shows_captured_requests_and_answers_keys() {
     );
     assert!(tmux.screen().contains("/tmux-probe-"), "{}", tmux.screen());
 
+    // Follow: F keeps the newest row selected (first: newest first), and new requests come
+    // in by follow polls that fetch only the rows not shown yet.
+    tmux.type_text("F");
+    tmux.wait_for("FOLLOW", |s| s.contains("FOLLOW"), || {});
+    curl(&format!("{base}/tmux-probe-followed"));
+    tmux.wait_for(
+        "the new row, selected",
+        |s| {
+            s.lines()
+                .any(|l| l.contains('▶') && l.contains("/tmux-probe-followed"))
+        },
+        || {},
+    );
+
     // Pause shows in the status bar; q quits cleanly.
     tmux.type_text("p");
     tmux.wait_for("PAUSED", |s| s.contains("PAUSED"), || {});
@@ -271,5 +285,10 @@ fn pxtop_local_in_tmux_shows_captured_requests_and_answers_keys() {
         .lines()
         .find(|l| l.contains("first frame after choosing the script"))
         .unwrap_or_else(|| panic!("no first-frame line in the log:\n{log}"));
+    eprintln!("{line}");
+    let line = log
+        .lines()
+        .find(|l| l.contains("follow poll brought new rows"))
+        .unwrap_or_else(|| panic!("no follow poll brought rows:\n{log}"));
     eprintln!("{line}");
 }
