@@ -1,7 +1,7 @@
 //! Frame render time of the TUI on ratatui's TestBackend (120x40, buffer diff included, no
 //! terminal I/O): a 30-service map, a 100,000-row table (scrolled to the middle, sorted); and,
-//! for scale, the 100,000 rows' formatting when a result arrives and one filter keystroke over
-//! them (substring and regex).
+//! for scale, loading a 100,000-row result, one filter keystroke over it (substring and regex)
+//! and a follow poll that adds 100 rows to it.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -52,14 +52,7 @@ fn app(script: &str, r: QueryResult) -> App {
         FixedOffset::east_opt(0).unwrap(),
     );
     app.start_script(script);
-    let at = RefreshInfo {
-        at: NaiveDate::from_ymd_opt(2023, 11, 14)
-            .unwrap()
-            .and_hms_opt(22, 13, 23)
-            .unwrap(),
-        took: Duration::from_millis(12),
-    };
-    app.set_result(script, Ok(r), at);
+    app.set_result(script, Ok(r), at());
     app
 }
 
@@ -177,6 +170,16 @@ fn big_batch() -> RecordBatch {
     ])
 }
 
+fn at() -> RefreshInfo {
+    RefreshInfo {
+        at: NaiveDate::from_ymd_opt(2023, 11, 14)
+            .unwrap()
+            .and_hms_opt(22, 13, 23)
+            .unwrap(),
+        took: Duration::from_millis(12),
+    }
+}
+
 fn bench(c: &mut Criterion) {
     let theme = Theme::default_theme().unwrap();
     let mut terminal = Terminal::new(TestBackend::new(120, 40)).unwrap();
@@ -243,6 +246,25 @@ fn bench(c: &mut Criterion) {
             })
         });
     }
+    // A follow poll that brings 100 new rows to the 100k shown: de-duplication of the overlap,
+    // the append and the re-sort (by latency here) of all rows.
+    let since = 1_700_000_000_000_000_000 + 100_000 * 1_000_000;
+    let poll = result(
+        "http_data",
+        r#"{"widget":"table","sort":"-time_"}"#,
+        big.slice(0, 100),
+    );
+    group.bench_function("follow poll: +100 rows to 100k, re-sorted", |b| {
+        b.iter_batched(
+            || table.clone(),
+            |mut app| {
+                let added = app.append_result("px/http_data", Ok(poll.clone()), since, at());
+                assert_eq!(added, 100);
+                app
+            },
+            criterion::BatchSize::LargeInput,
+        )
+    });
     group.bench_function("100k-row result formatted for display", |b| {
         b.iter(|| {
             black_box(app(

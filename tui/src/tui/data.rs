@@ -695,8 +695,15 @@ pub fn human_time(ns: i64, offset: FixedOffset) -> String {
 }
 
 fn push_time(out: &mut String, ns: i64, offset: FixedOffset) {
+    // Parsed once: a filter pass formats every time in the table.
+    static ITEMS: std::sync::LazyLock<Vec<chrono::format::Item<'static>>> =
+        std::sync::LazyLock::new(|| {
+            chrono::format::StrftimeItems::new("%Y-%m-%d %H:%M:%S%.3f")
+                .parse_to_owned()
+                .unwrap_or_default()
+        });
     let t = DateTime::from_timestamp_nanos(ns).with_timezone(&offset);
-    let _ = write!(out, "{}", t.format("%Y-%m-%d %H:%M:%S%.3f"));
+    let _ = write!(out, "{}", t.format_with_items(ITEMS.iter()));
 }
 
 /// Casts, turning values that do not fit into nulls rather than failing the whole column.
