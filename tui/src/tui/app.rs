@@ -1686,27 +1686,9 @@ mod tests {
         assert_eq!(selected_path(&app), "/d");
     }
 
-    /// A result of http_data-like rows (path, time_ ns), shown newest first.
     fn events(rows: &[(i64, &str)]) -> QueryResult {
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("req_path", DataType::Utf8, false),
-            Field::new("time_", DataType::Int64, false),
-        ]));
-        let batch = RecordBatch::try_new(
-            schema.clone(),
-            vec![
-                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1))),
-                Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.0))),
-            ],
-        )
-        .unwrap();
         QueryResult {
-            tables: vec![ResultTable {
-                name: "http_data".into(),
-                widget_json: r#"{"widget":"table","sort":"-time_"}"#.into(),
-                schema,
-                batches: vec![batch],
-            }],
+            tables: vec![crate::tui::data::tests::events(rows)],
             stats: None,
         }
     }
