@@ -221,9 +221,11 @@ impl Chunk {
                 let _ = write!(buf, "{}", a.value(i));
             }
             Chunk::Bool(a) => buf.push_str(if a.value(i) { "true" } else { "false" }),
-            Chunk::Float(_, shown) | Chunk::Other(shown) | Chunk::Str(shown) => {
+            Chunk::Float(_, shown) | Chunk::Other(shown) => {
                 buf.push_str(&display_value(shown.as_ref(), i));
             }
+            // Borrowed above.
+            Chunk::Str(_) => {}
         }
         buf
     }
@@ -272,7 +274,7 @@ fn chunk_max(chunk: &Chunk) -> Option<i64> {
 }
 
 /// The hash of row `i` of one batch's chunks (see [`TableData::append`]).
-fn hash_row(chunks: &[Chunk], i: usize) -> u64 {
+fn hash_row<'a>(chunks: impl IntoIterator<Item = &'a Chunk>, i: usize) -> u64 {
     let mut h = std::hash::DefaultHasher::new();
     for chunk in chunks {
         chunk.hash_value(i, &mut h);
@@ -425,12 +427,9 @@ impl TableData {
                     .collect::<Result<_, _>>()
                     .ok()?
             };
-            let widths = fitted_widths(
-                &chunks.iter().map(|c| vec![c.clone()]).collect::<Vec<_>>(),
-                self.offset,
-            );
-            for (w, new) in self.widths.iter_mut().zip(widths) {
-                *w = (*w).max(new);
+            let mut buf = String::new();
+            for (w, chunk) in self.widths.iter_mut().zip(&chunks) {
+                *w = (*w).max(chunk_width(chunk, self.offset, &mut buf));
             }
             self.starts.push(self.len);
             self.len += keep.len();
@@ -488,13 +487,7 @@ impl TableData {
     }
 
     fn row_hash(&self, batch: usize, i: usize) -> u64 {
-        let mut h = std::hash::DefaultHasher::new();
-        for column in &self.values {
-            if let Some(chunk) = column.get(batch) {
-                chunk.hash_value(i, &mut h);
-            }
-        }
-        std::hash::Hasher::finish(&h)
+        hash_row(self.values.iter().filter_map(|c| c.get(batch)), i)
     }
 
     /// Per row, whether any of its cells' full text satisfies `hit` (nulls are empty text).
@@ -611,25 +604,31 @@ fn fitted_widths(values: &[Vec<Chunk>], offset: FixedOffset) -> Vec<usize> {
         .map(|chunks| {
             let mut widest = 0;
             for chunk in chunks {
-                let n = chunk.array().len();
-                let time = matches!(chunk, Chunk::Int(ColumnKind::Time, _));
-                for i in 0..n {
-                    if chunk.array().is_null(i) {
-                        continue;
-                    }
-                    let w = capped_width(chunk.text(i, offset, &mut buf));
-                    widest = widest.max(w);
-                    if time || widest >= MAX_COLUMN_WIDTH {
-                        break;
-                    }
-                }
+                widest = widest.max(chunk_width(chunk, offset, &mut buf));
                 if widest >= MAX_COLUMN_WIDTH {
                     break;
                 }
             }
-            widest.min(MAX_COLUMN_WIDTH)
+            widest
         })
         .collect()
+}
+
+/// The widest one-line value of one chunk, capped at [`MAX_COLUMN_WIDTH`] (a time chunk is
+/// measured at its first value: times all print alike).
+fn chunk_width(chunk: &Chunk, offset: FixedOffset, buf: &mut String) -> usize {
+    let time = matches!(chunk, Chunk::Int(ColumnKind::Time, _));
+    let mut widest = 0;
+    for i in 0..chunk.array().len() {
+        if chunk.array().is_null(i) {
+            continue;
+        }
+        widest = widest.max(capped_width(chunk.text(i, offset, buf)));
+        if time || widest >= MAX_COLUMN_WIDTH {
+            break;
+        }
+    }
+    widest.min(MAX_COLUMN_WIDTH)
 }
 
 /// The one-line width of `text`, looking no further than enough characters to pass the cap.
