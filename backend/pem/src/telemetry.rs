@@ -272,6 +272,7 @@ spin()\n";
         }
         let sampler = ProcSampler::new(1);
         let before_ns = schedstat_ns(pid);
+        let stat_before = stat_fields(pid);
         let t0 = Instant::now();
         let row = sampler
             .process(&Process::new(pid).unwrap(), 7)
@@ -303,7 +304,21 @@ spin()\n";
             cpu >= before_ns - tolerance && cpu <= after_ns + tolerance,
             "cpu {cpu} ns vs schedstat {before_ns}..{after_ns} ns"
         );
-        assert!(row.cpu_utime_ns > row.cpu_ktime_ns, "a spinning process");
+        // Fields 14 and 15 (utime, stime) in ticks: the kernel keeps each monotonic, so the
+        // row's values lie between two reads bracketing it. This is what tells user from
+        // kernel time; how a busy process splits the two depends on the machine's load.
+        let ns_per_tick = 1_000_000_000 / procfs::ticks_per_second() as i64;
+        for (name, field, value) in [
+            ("utime", 14, row.cpu_utime_ns),
+            ("stime", 15, row.cpu_ktime_ns),
+        ] {
+            let (lo, hi) = (stat_before[field - 4], stat[field - 4]);
+            assert!(
+                (lo as i64 * ns_per_tick..=hi as i64 * ns_per_tick).contains(&value),
+                "{name} {value} ns vs /proc/{pid}/stat {lo}..{hi} ticks"
+            );
+        }
+        assert!(row.cpu_utime_ns > 0, "a spinning process has user time");
         assert!(row.minor_faults >= (BUSY_BYTES / 4096 / 2) as i64);
     }
 
