@@ -1,7 +1,7 @@
 //! Frame render time of the TUI on ratatui's TestBackend (120x40, buffer diff included, no
 //! terminal I/O): a 30-service map, a 100,000-row table (scrolled to the middle, sorted); and,
 //! for scale, loading a 100,000-row result, one filter keystroke over it (substring and regex)
-//! and a follow poll that adds 100 rows to it.
+//! and an incremental refresh that adds 100 rows to it.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -246,15 +246,16 @@ fn bench(c: &mut Criterion) {
             })
         });
     }
-    // A follow poll that brings 100 new rows to the 100k shown: de-duplication of the overlap,
-    // the append and the re-sort (by latency here) of all rows.
+    // An incremental refresh (each refresh of an event table, and each follow poll) that
+    // brings 100 new rows to the 100k shown, at the 100k cap: de-duplication of the overlap,
+    // the append, the 100 oldest leaving and the re-sort (by latency here) of all rows.
     let since = 1_700_000_000_000_000_000 + 100_000 * 1_000_000;
     let poll = result(
         "http_data",
         r#"{"widget":"table","sort":"-time_"}"#,
         big.slice(0, 100),
     );
-    group.bench_function("follow poll: +100 rows to 100k, re-sorted", |b| {
+    group.bench_function("incremental refresh: +100 rows at the 100k cap, re-sorted", |b| {
         b.iter_batched(
             || table.clone(),
             |mut app| {

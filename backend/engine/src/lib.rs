@@ -39,6 +39,7 @@ use pxtop_store::Store;
 pub use error::{EngineError, ErrorKind};
 pub use split::{InProcessFleet, PemAnswer, PemFleet, PemRequest, ipc_decode, ipc_encode};
 pub use sql::{SqlDialect, normalize_sql};
+pub use time::parse_time;
 
 use script::{Env, Planned, State};
 

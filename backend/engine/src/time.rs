@@ -6,7 +6,7 @@
 use arrow::compute::kernels::cast_utils::string_to_timestamp_nanos;
 
 /// Resolves `s` to ns since the epoch, relative forms counted from `now_ns`.
-pub(crate) fn parse_time(s: &str, now_ns: i64) -> Result<i64, String> {
+pub fn parse_time(s: &str, now_ns: i64) -> Result<i64, String> {
     let t = s.trim();
     if t.is_empty() || t == "now" {
         return Ok(now_ns);

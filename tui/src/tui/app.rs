@@ -9,7 +9,7 @@ use crossterm::event::{
 };
 use pxtop_proto::v1::{ExecutionStats, ScriptInfo};
 
-use super::data::TableData;
+use super::data::{Keep, TableData};
 use super::keys::{self, Command};
 use super::views::{self, Args, KeyOutcome, Widget, WidgetState};
 use crate::client::QueryResult;
@@ -133,12 +133,13 @@ impl Filter {
     }
 }
 
-/// How far back of the newest row shown a follow poll starts (rows can be stored slightly out
-/// of time order: a response is timed at its request but parsed after it).
-pub const FOLLOW_OVERLAP: Duration = Duration::from_secs(2);
+/// How far back of the newest row shown an incremental refresh starts. Rows are stored
+/// slightly out of time order (`time_` is a response's end; the agent stores parsed rows
+/// every 100 ms), and the nodes behind Kelvin keep their own clocks.
+pub const OVERLAP: Duration = Duration::from_secs(2);
 
-/// The most rows a followed table keeps when its script has no `max_rows`.
-pub const FOLLOW_MAX_ROWS: usize = 100_000;
+/// The most rows an event table keeps when its script has no `max_rows`.
+pub const MAX_EVENT_ROWS: usize = 100_000;
 
 /// A compiled [`Filter`].
 #[derive(Debug, Clone)]
@@ -237,8 +238,8 @@ pub struct App {
     pub history: Vec<(String, Args)>,
     /// Scripts gone back from, most recent last (`]` goes forward).
     pub forward: Vec<(String, Args)>,
-    /// Keep the newest row selected as rows arrive (`F`); event tables are polled for new
-    /// rows only ([`App::tail_from`]).
+    /// Keep the newest row selected as rows arrive (`F`), and poll event tables every
+    /// [`super::event_loop`]'s follow interval rather than the refresh interval.
     pub follow: bool,
     /// A query has been running this long (set by the event loop once it is slow); `Esc`
     /// cancels it.
@@ -517,57 +518,71 @@ impl App {
         }
     }
 
-    /// Where a follow poll of the current script should start (ns since the epoch), or
-    /// `None` when the script is refreshed whole instead. Follow mode polls only new rows when
-    /// every table of the script is an event table (a `time_` column, shown as a table) and
-    /// the script takes `start_time`: from the newest row shown, less [`FOLLOW_OVERLAP`] for
-    /// rows that arrive slightly out of time order (the overlap's rows are de-duplicated).
-    pub fn tail_from(&self) -> Option<i64> {
-        if !self.follow || self.paused || self.tables.is_empty() {
+    /// Where the next refresh of the current script starts (ns since the epoch), or `None`
+    /// when it runs whole. Event scripts refresh incrementally: every table of the script is
+    /// an event table ([`TableData::is_event_log`]: shown as a table, sorted by its `time_`)
+    /// and the script takes `start_time`. The refresh asks for rows from the newest shown on,
+    /// less [`OVERLAP`] (rows already shown are recognised and dropped), so a refresh
+    /// brings only new rows and the table is never held twice.
+    pub fn refresh_from(&self) -> Option<i64> {
+        if self.tables.is_empty() {
             return None;
+        }
+        if !self.script_param("start_time") {
+            return None;
+        }
+        let mut newest = i64::MAX;
+        for table in &self.tables {
+            if !table.is_event_log() {
+                return None;
+            }
+            newest = newest.min(table.newest_time()?);
+        }
+        Some(newest.saturating_sub(OVERLAP.as_nanos() as i64))
+    }
+
+    /// Whether the current script takes the parameter `name`.
+    fn script_param(&self, name: &str) -> bool {
+        self.scripts
+            .iter()
+            .find(|s| Some(&s.name) == self.script.as_ref())
+            .is_some_and(|s| s.params.iter().any(|p| p.name == name))
+    }
+
+    /// The current value of the script's parameter `name`: the argument given, else its
+    /// default.
+    fn param_value(&self, name: &str) -> Option<String> {
+        let given = self.args.iter().find(|(k, _)| k == name);
+        if let Some((_, v)) = given {
+            return Some(v.clone());
         }
         let script = self
             .scripts
             .iter()
             .find(|s| Some(&s.name) == self.script.as_ref())?;
-        if !script.params.iter().any(|p| p.name == "start_time") {
-            return None;
-        }
-        let mut newest = i64::MAX;
-        for table in &self.tables {
-            if table.widget.is_some() {
-                return None;
-            }
-            newest = newest.min(table.newest_time()?);
-        }
-        Some(newest.saturating_sub(FOLLOW_OVERLAP.as_nanos() as i64))
+        let p = script.params.iter().find(|p| p.name == name)?;
+        Some(p.default_value.clone())
     }
 
-    /// The most rows a followed table keeps (the newest ones): the script's `max_rows`
-    /// (argument or default), else [`FOLLOW_MAX_ROWS`].
-    pub fn follow_cap(&self) -> usize {
-        let arg = self
-            .args
-            .iter()
-            .find(|(k, _)| k == "max_rows")
-            .map(|(_, v)| v.clone());
-        let default = || {
-            let script = self
-                .scripts
-                .iter()
-                .find(|s| Some(&s.name) == self.script.as_ref())?;
-            let p = script.params.iter().find(|p| p.name == "max_rows")?;
-            Some(p.default_value.clone())
-        };
-        arg.or_else(default)
+    /// What an incrementally refreshed table keeps, as a whole run would return it: the
+    /// newest `max_rows` (argument or default; else [`MAX_EVENT_ROWS`]), none older than
+    /// `start_time` resolved at `now_ns` (this machine's clock).
+    pub fn keep(&self, now_ns: i64) -> Keep {
+        let newest = self
+            .param_value("max_rows")
             .and_then(|v| v.trim().parse().ok())
             .filter(|&n: &usize| n > 0)
-            .unwrap_or(FOLLOW_MAX_ROWS)
+            .unwrap_or(MAX_EVENT_ROWS);
+        let not_before = self
+            .param_value("start_time")
+            .and_then(|v| pxtop_engine::parse_time(&v, now_ns).ok());
+        Keep { newest, not_before }
     }
 
-    /// A follow poll of `script` from `since` finished: its new rows join the tables shown
-    /// (see [`TableData::append`]). A table that does not match is replaced instead.
-    /// Returns the rows added.
+    /// An incremental refresh of `script` from `since` finished: its new rows join the
+    /// tables shown and rows out of the script's window or count leave (see
+    /// [`TableData::append`]). A table that does not match is replaced instead. Returns the
+    /// rows added.
     pub fn append_result(
         &mut self,
         script: &str,
@@ -585,7 +600,8 @@ impl App {
                 return 0;
             }
         };
-        let cap = self.follow_cap();
+        let now_ns = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
+        let keep = self.keep(now_ns);
         let mut updated = Vec::new();
         let mut added = 0;
         for table in &result.tables {
@@ -593,7 +609,7 @@ impl App {
                 .tables
                 .iter()
                 .position(|t| t.name == table.name)
-                .and_then(|i| Some((i, self.tables.get_mut(i)?.append(table, since, cap)?)));
+                .and_then(|i| Some((i, self.tables.get_mut(i)?.append(table, since, keep)?)));
             match appended {
                 Some((i, n)) => {
                     updated.push(i);
@@ -1694,7 +1710,7 @@ mod tests {
     }
 
     #[test]
-    fn follow_polls_event_tables_for_new_rows_only() {
+    fn event_tables_refresh_with_new_rows_only_and_follow_keeps_the_newest_selected() {
         let mut app = App::new(
             "http://x",
             Duration::from_secs(2),
@@ -1705,48 +1721,87 @@ mod tests {
             default_value: default.into(),
             ..Default::default()
         };
-        app.set_scripts(Ok(vec![ScriptInfo {
-            name: "px/http_data".into(),
-            description: String::new(),
-            params: vec![param("start_time", "-5m"), param("max_rows", "3")],
-        }]));
+        app.set_scripts(Ok(vec![
+            ScriptInfo {
+                name: "px/http_data".into(),
+                description: String::new(),
+                params: vec![param("start_time", "-5m"), param("max_rows", "3")],
+            },
+            ScriptInfo {
+                name: "no_window".into(),
+                description: String::new(),
+                params: vec![],
+            },
+        ]));
         app.start_script("px/http_data");
-        let s = 1_000_000_000_000;
+        let now = chrono::Utc::now().timestamp_nanos_opt().unwrap();
+        let s = now - 60_000_000_000;
+        let sec = 1_000_000_000;
         app.set_result(
             "px/http_data",
-            Ok(events(&[(s + 2, "/b"), (s + 1, "/a")])),
+            Ok(events(&[(s + 2 * sec, "/b"), (s + sec, "/a")])),
             info(),
         );
-        assert_eq!(app.tail_from(), None, "not following: whole refreshes");
-        app.handle_key(key(KeyCode::Char('F')));
+        let overlap = OVERLAP.as_nanos() as i64;
         assert_eq!(
-            selected_path(&app),
-            "/b",
-            "newest first: the first row is the newest"
+            app.refresh_from(),
+            Some(s + 2 * sec - overlap),
+            "an event table: the next refresh brings new rows only"
         );
-        let overlap = FOLLOW_OVERLAP.as_nanos() as i64;
-        assert_eq!(app.tail_from(), Some(s + 2 - overlap));
-        assert_eq!(app.follow_cap(), 3, "the script's max_rows");
-
+        assert_eq!(
+            app.keep(now),
+            Keep {
+                newest: 3,
+                not_before: Some(now - 300 * sec)
+            },
+            "the script's max_rows and start_time"
+        );
         let added = app.append_result(
             "px/http_data",
-            Ok(events(&[(s + 3, "/c"), (s + 2, "/b")])),
-            s + 2 - overlap,
+            Ok(events(&[(s + 3 * sec, "/c"), (s + 2 * sec, "/b")])),
+            s + 2 * sec - overlap,
             info(),
         );
         assert_eq!(added, 1);
         assert_eq!(shown_paths(&app), ["/c", "/b", "/a"]);
-        assert_eq!(selected_path(&app), "/c", "the newest row stays selected");
-        assert_eq!(app.tail_from(), Some(s + 3 - overlap));
+        assert_eq!(app.refresh_from(), Some(s + 3 * sec - overlap));
 
-        // Moving down (away from the newest) stops following; whole refreshes again.
+        app.handle_key(key(KeyCode::Char('F')));
+        assert_eq!(
+            selected_path(&app),
+            "/c",
+            "newest first: the first row is the newest"
+        );
+        app.append_result(
+            "px/http_data",
+            Ok(events(&[(s + 4 * sec, "/d")])),
+            s + 3 * sec - overlap,
+            info(),
+        );
+        assert_eq!(
+            shown_paths(&app),
+            ["/d", "/c", "/b"],
+            "max_rows: the oldest left"
+        );
+        assert_eq!(selected_path(&app), "/d", "the newest row stays selected");
+        // Moving down (away from the newest) stops following; refreshes stay incremental.
         app.handle_key(key(KeyCode::Char('j')));
         assert!(!app.follow);
-        assert_eq!(app.tail_from(), None);
-        // A paused app does not poll either.
-        app.handle_key(key(KeyCode::Char('F')));
-        app.handle_key(key(KeyCode::Char('p')));
-        assert_eq!(app.tail_from(), None);
+        assert_eq!(app.refresh_from(), Some(s + 4 * sec - overlap));
+        // Rows older than the window leave at the next refresh.
+        app.args = vec![("start_time".into(), (s + 3 * sec).to_string())];
+        app.append_result("px/http_data", Ok(events(&[])), s, info());
+        assert_eq!(shown_paths(&app), ["/d", "/c"]);
+
+        // A table with times ranked by something else is refreshed whole.
+        let mut ranked = events(&[(s, "/slow")]);
+        ranked.tables[0].widget_json = r#"{"widget":"table","sort":"-req_path"}"#.into();
+        app.set_result("px/http_data", Ok(ranked), info());
+        assert_eq!(app.refresh_from(), None);
+        // So is a script without a window to start from.
+        app.start_script("no_window");
+        app.set_result("no_window", Ok(events(&[(s, "/a")])), info());
+        assert_eq!(app.refresh_from(), None);
     }
 
     #[test]

@@ -249,18 +249,59 @@ impl Chunk {
         }
     }
 
+    /// The values where `mask` is true, copied into a new chunk.
+    fn filter(&self, mask: &BooleanArray) -> Result<Chunk, ArrowError> {
+        self.map(|a| arrow::compute::filter(a, mask))
+    }
+
+    /// This chunk's values then `other`'s, copied into one chunk (of the same variant).
+    fn concat(&self, other: &Chunk) -> Result<Chunk, ArrowError> {
+        let mismatch = || ArrowError::InvalidArgumentError("chunks of different kinds".into());
+        Ok(match (self, other) {
+            (Chunk::Int(kind, a), Chunk::Int(_, b)) => Chunk::Int(
+                *kind,
+                arrow::compute::concat(&[a, b])?
+                    .as_primitive::<Int64Type>()
+                    .clone(),
+            ),
+            (Chunk::Float(a, shown), Chunk::Float(b, other_shown)) => Chunk::Float(
+                arrow::compute::concat(&[a, b])?
+                    .as_primitive::<Float64Type>()
+                    .clone(),
+                arrow::compute::concat(&[shown.as_ref(), other_shown.as_ref()])?,
+            ),
+            (Chunk::Bool(a), Chunk::Bool(b)) => {
+                Chunk::Bool(arrow::compute::concat(&[a, b])?.as_boolean().clone())
+            }
+            (Chunk::Str(a), Chunk::Str(b)) => {
+                Chunk::Str(arrow::compute::concat(&[a.as_ref(), b.as_ref()])?)
+            }
+            (Chunk::Other(a), Chunk::Other(b)) => {
+                Chunk::Other(arrow::compute::concat(&[a.as_ref(), b.as_ref()])?)
+            }
+            _ => return Err(mismatch()),
+        })
+    }
+
     /// The values at `indices`, copied into a new chunk.
     fn take(&self, indices: &arrow::array::UInt32Array) -> Result<Chunk, ArrowError> {
-        let take = |a: &dyn Array| arrow::compute::take(a, indices, None);
+        self.map(|a| arrow::compute::take(a, indices, None))
+    }
+
+    /// `f` applied to each array of this chunk (a kernel keeping the type: take, filter).
+    fn map(
+        &self,
+        f: impl Fn(&dyn Array) -> Result<ArrayRef, ArrowError>,
+    ) -> Result<Chunk, ArrowError> {
         Ok(match self {
-            Chunk::Int(kind, a) => Chunk::Int(*kind, take(a)?.as_primitive::<Int64Type>().clone()),
+            Chunk::Int(kind, a) => Chunk::Int(*kind, f(a)?.as_primitive::<Int64Type>().clone()),
             Chunk::Float(a, shown) => Chunk::Float(
-                take(a)?.as_primitive::<Float64Type>().clone(),
-                take(shown.as_ref())?,
+                f(a)?.as_primitive::<Float64Type>().clone(),
+                f(shown.as_ref())?,
             ),
-            Chunk::Bool(a) => Chunk::Bool(take(a)?.as_boolean().clone()),
-            Chunk::Str(a) => Chunk::Str(take(a.as_ref())?),
-            Chunk::Other(a) => Chunk::Other(take(a.as_ref())?),
+            Chunk::Bool(a) => Chunk::Bool(f(a)?.as_boolean().clone()),
+            Chunk::Str(a) => Chunk::Str(f(a.as_ref())?),
+            Chunk::Other(a) => Chunk::Other(f(a.as_ref())?),
         })
     }
 }
@@ -366,19 +407,32 @@ impl TableData {
             .position(|c| c.name == "time_" && c.kind == ColumnKind::Time)
     }
 
+    /// Whether the table is an event log: shown as a table and sorted by its `time_` by the
+    /// script's spec (`sort: "-time_"`), as `px/http_data` is. Such a table holds the events
+    /// of a window, newest kept ([`Keep`]), so new rows can be added to it rather than the
+    /// whole table fetched again; a table with times sorted by anything else (the slowest
+    /// requests, the largest bodies) is a ranking and is refreshed whole.
+    pub fn is_event_log(&self) -> bool {
+        self.widget.is_none()
+            && self
+                .time_column()
+                .is_some_and(|t| self.default_sort.is_some_and(|(c, _)| c == t))
+    }
+
     /// The newest `time_` (ns since the epoch), if the table has times and rows.
     pub fn newest_time(&self) -> Option<i64> {
         let t = self.time_column()?;
         self.values.get(t)?.iter().filter_map(chunk_max).max()
     }
 
-    /// Appends the rows of `table` (a follow poll of the same script, run from `since`) that
-    /// this table does not hold yet, then keeps the newest `cap` rows by `time_`. A poll
-    /// overlaps the rows already shown (rows can arrive slightly out of time order), so rows
-    /// at or after `since` that are already here are dropped: they are told apart by all
-    /// their values. Returns how many rows were added, or `None` when `table` does not have
-    /// this table's columns or this table has no `time_` (the caller replaces it instead).
-    pub fn append(&mut self, table: &ResultTable, since: i64, cap: usize) -> Option<usize> {
+    /// Appends the rows of `table` (an incremental refresh of the same script, run from
+    /// `since`) that this table does not hold yet, then lets go of the rows `keep` no longer
+    /// wants. A poll overlaps the rows already shown (rows can arrive slightly out of time
+    /// order), so rows at or after `since` that are already here are dropped: they are told
+    /// apart by all their values. Returns how many rows were added, or `None` when `table`
+    /// does not have this table's columns or this table has no `time_` (the caller replaces
+    /// it instead).
+    pub fn append(&mut self, table: &ResultTable, since: i64, keep: Keep) -> Option<usize> {
         let t = self.time_column()?;
         let same = table.schema.fields().len() == self.columns.len()
             && table
@@ -410,74 +464,133 @@ impl TableData {
                 .zip(batch.columns())
                 .map(|(f, a)| Chunk::new(f, a))
                 .collect();
-            let keep: Vec<u32> = (0..batch.num_rows())
+            let new: Vec<u32> = (0..batch.num_rows())
                 .filter(|&i| !seen.contains(&hash_row(&chunks, i)))
                 .filter_map(|i| u32::try_from(i).ok())
                 .collect();
-            if keep.is_empty() {
+            if new.is_empty() {
                 continue;
             }
-            let chunks = if keep.len() == batch.num_rows() {
+            let chunks = if new.len() == batch.num_rows() {
                 chunks
             } else {
-                let indices = arrow::array::UInt32Array::from(keep.clone());
+                let indices = arrow::array::UInt32Array::from(new.clone());
                 chunks
                     .iter()
                     .map(|c| c.take(&indices))
                     .collect::<Result<_, _>>()
                     .ok()?
             };
-            let mut buf = String::new();
-            for (w, chunk) in self.widths.iter_mut().zip(&chunks) {
-                *w = (*w).max(chunk_width(chunk, self.offset, &mut buf));
-            }
-            self.starts.push(self.len);
-            self.len += keep.len();
-            added += keep.len();
-            for (column, chunk) in self.values.iter_mut().zip(chunks) {
-                column.push(chunk);
-            }
+            added += new.len();
+            self.push_chunks(chunks, new.len());
         }
-        // Compact once the table is a tenth over its cap, not on every poll.
-        if self.len > cap.saturating_add(cap / 10) {
-            self.keep_newest(cap, t);
-        }
+        self.evict(t, keep);
         Some(added)
     }
 
-    /// Keeps the newest `cap` rows by the time column `t`, in their order, in one chunk.
-    fn keep_newest(&mut self, cap: usize, t: usize) {
-        let mut rows: Vec<usize> = (0..self.len).collect();
-        self.sort_rows(&mut rows, t, true);
-        rows.truncate(cap);
-        rows.sort_unstable();
-        let mut per_chunk: Vec<Vec<u32>> = vec![Vec::new(); self.starts.len()];
-        for row in rows {
-            let (b, i) = locate(&self.starts, row);
-            if let (Some(list), Ok(i)) = (per_chunk.get_mut(b), u32::try_from(i)) {
-                list.push(i);
+    /// Adds one batch's chunks (`rows` rows) after the last. Polls bring a few rows each, so
+    /// a last chunk smaller than [`SMALL_CHUNK_ROWS`] takes them in (one copy of at most that
+    /// many rows) instead of the table growing a chunk per poll.
+    fn push_chunks(&mut self, chunks: Vec<Chunk>, rows: usize) {
+        let mut buf = String::new();
+        for (w, chunk) in self.widths.iter_mut().zip(&chunks) {
+            *w = (*w).max(chunk_width(chunk, self.offset, &mut buf));
+        }
+        let last_rows = self.starts.last().map(|&s| self.len - s);
+        let merged: Option<Vec<Chunk>> =
+            last_rows.filter(|&n| n < SMALL_CHUNK_ROWS).and_then(|_| {
+                self.values
+                    .iter()
+                    .zip(&chunks)
+                    .map(|(column, new)| column.last()?.concat(new).ok())
+                    .collect()
+            });
+        match merged {
+            Some(merged) => {
+                for (column, chunk) in self.values.iter_mut().zip(merged) {
+                    column.pop();
+                    column.push(chunk);
+                }
+            }
+            None => {
+                self.starts.push(self.len);
+                for (column, chunk) in self.values.iter_mut().zip(chunks) {
+                    column.push(chunk);
+                }
             }
         }
-        let mut values: Vec<Vec<Chunk>> = vec![Vec::new(); self.values.len()];
-        let mut starts = Vec::new();
+        self.len += rows;
+    }
+
+    /// Lets go of the rows `keep` does not want (by the time column `t`; rows without a
+    /// time go too), keeping the rest in their order. Batch by batch: a batch kept whole is
+    /// not copied, one with nothing kept is dropped, and a batch cut in part is copied and
+    /// its old arrays freed before the next, so this never holds the table twice.
+    fn evict(&mut self, t: usize, keep: Keep) {
+        let Some(time_chunks) = self.values.get(t) else {
+            return;
+        };
+        let mut oldest_kept = keep.not_before.unwrap_or(i64::MIN);
+        if self.len > keep.newest {
+            let mut times = Vec::with_capacity(self.len);
+            for chunk in time_chunks {
+                if let Chunk::Int(_, a) = chunk {
+                    times.extend(a.iter().map(|v| v.unwrap_or(i64::MIN)));
+                }
+            }
+            if let Some(k) = times
+                .len()
+                .checked_sub(keep.newest)
+                .filter(|&k| k < times.len())
+            {
+                let (_, nth, _) = times.select_nth_unstable(k);
+                oldest_kept = oldest_kept.max(*nth);
+            }
+        }
+        let all_kept = |chunk: &Chunk| match chunk {
+            Chunk::Int(_, a) => {
+                a.null_count() == 0 && arrow::compute::min(a).is_none_or(|m| m >= oldest_kept)
+            }
+            _ => true,
+        };
+        if oldest_kept == i64::MIN || time_chunks.iter().all(all_kept) {
+            return;
+        }
+        let masks: Vec<BooleanArray> = time_chunks
+            .iter()
+            .map(|c| match c {
+                Chunk::Int(_, a) => a
+                    .iter()
+                    .map(|v| Some(v.is_some_and(|v| v >= oldest_kept)))
+                    .collect(),
+                _ => BooleanArray::from(vec![true; c.array().len()]),
+            })
+            .collect();
+        let mut starts = Vec::with_capacity(masks.len());
         let mut len = 0;
-        for (b, keep) in per_chunk.into_iter().enumerate() {
-            if keep.is_empty() {
+        let mut columns: Vec<std::vec::IntoIter<Chunk>> = std::mem::take(&mut self.values)
+            .into_iter()
+            .map(Vec::into_iter)
+            .collect();
+        let mut values: Vec<Vec<Chunk>> = columns.iter().map(|_| Vec::new()).collect();
+        for mask in &masks {
+            let kept = mask.true_count();
+            let batch: Vec<Chunk> = columns.iter_mut().filter_map(Iterator::next).collect();
+            if kept == 0 {
                 continue;
             }
-            let indices = arrow::array::UInt32Array::from(keep);
-            let taken: Result<Vec<Chunk>, _> = self
-                .values
-                .iter()
-                .filter_map(|column| column.get(b))
-                .map(|c| c.take(&indices))
-                .collect();
-            let Ok(taken) = taken else {
-                return;
+            let batch = if kept == mask.len() {
+                batch
+            } else {
+                // On an arrow error (it has none for these types) the batch stays whole.
+                match batch.iter().map(|c| c.filter(mask)).collect() {
+                    Ok(cut) => cut,
+                    Err(_) => batch,
+                }
             };
             starts.push(len);
-            len += indices.len();
-            for (column, chunk) in values.iter_mut().zip(taken) {
+            len += batch.first().map_or(0, |c| c.array().len());
+            for (column, chunk) in values.iter_mut().zip(batch) {
                 column.push(chunk);
             }
         }
@@ -541,6 +654,20 @@ impl TableData {
         });
     }
 }
+
+/// Which rows a table keeps after an incremental refresh ([`TableData::append`]): what a
+/// whole run of an event script (`sort("-time_").head(max_rows)` over its window) would return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keep {
+    /// At most this many rows: the newest by `time_`.
+    pub newest: usize,
+    /// None older than this (ns since the epoch): the start of the script's time window.
+    pub not_before: Option<i64>,
+}
+
+/// A last chunk with fewer rows than this takes in the next poll's rows (see
+/// [`TableData::append`]).
+const SMALL_CHUNK_ROWS: usize = 1024;
 
 /// The widest a column gets from fitting; longer cells are cut with `…` (Enter shows all).
 pub const MAX_COLUMN_WIDTH: usize = 48;
@@ -972,33 +1099,93 @@ pub(crate) mod tests {
             .collect()
     }
 
+    fn keep(newest: usize, not_before: Option<i64>) -> Keep {
+        Keep { newest, not_before }
+    }
+
+    /// Where the time values of the table's first chunk live (to tell a chunk kept as it
+    /// was from a copy).
+    fn first_times_at(data: &TableData) -> *const i64 {
+        match &data.values[1][0] {
+            Chunk::Int(_, a) => a.values().as_ptr(),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
-    fn follow_polls_append_only_rows_not_shown_and_keep_the_newest() {
+    fn incremental_refreshes_add_only_rows_not_shown_and_keep_what_a_whole_run_would() {
         let mut data =
             TableData::from_result(&events(&[(30, "/c"), (20, "/b"), (10, "/a")]), utc());
+        assert!(data.is_event_log());
         assert_eq!(data.newest_time(), Some(30));
         // The poll overlaps from 20: /b and /c are already here; /late arrived after the last
         // poll with an older time; /d is new.
         let poll = events(&[(40, "/d"), (30, "/c"), (25, "/late"), (20, "/b")]);
-        assert_eq!(data.append(&poll, 20, 100), Some(2));
+        assert_eq!(data.append(&poll, 20, keep(100, None)), Some(2));
         assert_eq!(paths(&data), ["/c", "/b", "/a", "/d", "/late"]);
         assert_eq!(data.newest_time(), Some(40));
         // The same poll again adds nothing.
-        assert_eq!(data.append(&poll, 20, 100), Some(0));
-        // Over the cap (plus a tenth), the oldest go; the rest keep their order.
+        assert_eq!(data.append(&poll, 20, keep(100, None)), Some(0));
+
+        // The window moved past 20: the rows before it leave, the rest keep their order.
+        assert_eq!(data.append(&events(&[]), 40, keep(100, Some(21))), Some(0));
+        assert_eq!(paths(&data), ["/c", "/d", "/late"]);
+        // Over the row cap, the oldest go.
         let many: Vec<(i64, String)> = (50..60).map(|t| (t, format!("/n{t}"))).collect();
         let many: Vec<(i64, &str)> = many.iter().map(|(t, p)| (*t, p.as_str())).collect();
-        assert_eq!(data.append(&events(&many), 40, 4), Some(10));
+        assert_eq!(data.append(&events(&many), 40, keep(4, None)), Some(10));
         assert_eq!(paths(&data), ["/n56", "/n57", "/n58", "/n59"]);
         assert_eq!(
             data.widths[0], 5,
-            "widths never shrink while following: no jumping"
+            "widths never shrink as rows come and go: no jumping"
         );
+
         // Another table's columns are not appended.
         let other = TableData::from_result(&events(&[(1, "/x")]), utc());
         let mut no_time = other.clone();
         no_time.columns[1].kind = ColumnKind::Int;
-        assert_eq!(no_time.append(&events(&[(2, "/y")]), 0, 10), None);
+        assert_eq!(
+            no_time.append(&events(&[(2, "/y")]), 0, keep(10, None)),
+            None
+        );
+    }
+
+    #[test]
+    fn polls_of_a_few_rows_fill_one_chunk_and_whole_chunks_are_kept_or_dropped_uncopied() {
+        let first: Vec<(i64, String)> = (-2000..0).map(|t| (t, format!("/{t}"))).collect();
+        let first: Vec<(i64, &str)> = first.iter().map(|(t, p)| (*t, p.as_str())).collect();
+        let mut data = TableData::from_result(&events(&first), utc());
+        let loaded = first_times_at(&data);
+        for t in 1..=3000 {
+            let path = format!("/{t}");
+            let poll = events(&[(t, path.as_str()), (t - 1, "/dup")]);
+            // "/dup" at t - 1 is new each time (its time differs): two rows per poll.
+            assert_eq!(data.append(&poll, t - 1, keep(1_000_000, None)), Some(2));
+        }
+        assert_eq!(data.num_rows(), 2000 + 2 * 3000);
+        assert!(
+            data.starts.len() <= 1 + 6000 / SMALL_CHUNK_ROWS + 1,
+            "{} chunks",
+            data.starts.len()
+        );
+        assert_eq!(loaded, first_times_at(&data), "a large chunk is not copied");
+        let mut rows: Vec<usize> = (0..data.num_rows()).collect();
+        data.sort_rows(&mut rows, 1, true);
+        assert_eq!(data.text(rows[0], 0), "/3000");
+
+        // The window passes the first load: its chunk goes whole, the others stay as they
+        // were.
+        let second = first_times_at(&{
+            let mut d = data.clone();
+            d.values.iter_mut().for_each(|c| drop(c.remove(0)));
+            d
+        });
+        assert_eq!(
+            data.append(&events(&[]), 2998, keep(1_000_000, Some(0))),
+            Some(0)
+        );
+        assert_eq!(data.num_rows(), 6000);
+        assert_eq!(second, first_times_at(&data));
     }
 
     #[test]

@@ -58,7 +58,7 @@ enum Message {
         info: RefreshInfo,
         /// After a failure: failures in a row and the wait before the next try.
         retry: Option<(u32, Duration)>,
-        /// A follow poll: the rows from this time on (ns), to add to those shown.
+        /// An incremental refresh: the rows from this time on (ns), to add to those shown.
         since: Option<i64>,
     },
     /// The run in flight was cancelled (`Esc`).
@@ -75,10 +75,13 @@ struct Refresher {
     paused: watch::Sender<bool>,
     now: Arc<Notify>,
     cancel: Arc<Notify>,
-    /// Follow mode: poll from this time (ns) on for new rows ([`App::tail_from`]).
-    tail: watch::Sender<Option<i64>>,
-    /// A (re)started loop has not delivered a whole result yet: no follow polls until then
-    /// (after `:ctx`, the rows shown are another cluster's).
+    /// Where the next run starts ([`App::refresh_from`]) and whether it follows.
+    poll: watch::Sender<Poll>,
+    /// The event loop has applied the last result: the refresh loop waits for this before
+    /// its next run, so results never queue up (each can be a whole table).
+    applied: Arc<Notify>,
+    /// A (re)started loop has not delivered a whole result yet: no incremental runs until
+    /// then (after `:ctx`, the rows shown are another cluster's).
     whole_first: bool,
 }
 
@@ -103,17 +106,18 @@ impl Refresher {
             paused: watch::Sender::new(false),
             now: Arc::new(Notify::new()),
             cancel: Arc::new(Notify::new()),
-            tail: watch::Sender::new(None),
+            poll: watch::Sender::new(Poll::default()),
+            applied: Arc::new(Notify::new()),
             whole_first: true,
         }
     }
 
-    /// Tells the loop where follow polls start (`None`: refresh whole). Starting to follow
-    /// polls at once rather than after the refresh interval.
-    fn set_tail(&self, since: Option<i64>) {
-        let since = since.filter(|_| !self.whole_first);
-        let was = self.tail.send_replace(since);
-        if was.is_none() && since.is_some() {
+    /// Tells the loop where its next run starts (`None`: whole) and whether it follows.
+    /// Starting to follow polls at once rather than after the refresh interval.
+    fn set_poll(&self, from: Option<i64>, follow: bool) {
+        let from = from.filter(|_| !self.whole_first);
+        let was = self.poll.send_replace(Poll { from, follow });
+        if follow && !was.follow && from.is_some() {
             self.now.notify_one();
         }
     }
@@ -127,13 +131,15 @@ impl Refresher {
     ) {
         self.stop();
         self.paused.send_replace(false);
-        self.tail.send_replace(None);
+        self.poll.send_replace(Poll::default());
         self.whole_first = true;
+        self.applied = Arc::new(Notify::new());
         let controls = Controls {
             paused: self.paused.subscribe(),
             now: self.now.clone(),
             cancel: self.cancel.clone(),
-            tail: self.tail.subscribe(),
+            poll: self.poll.subscribe(),
+            applied: self.applied.clone(),
         };
         self.task = Some(tokio::spawn(refresh_loop(
             client, script, args, every, tx, controls,
@@ -160,8 +166,19 @@ struct Controls {
     now: Arc<Notify>,
     /// Drop the request in flight (tonic cancels the call when its future is dropped).
     cancel: Arc<Notify>,
-    /// Follow polls start here (ns), when set.
-    tail: watch::Receiver<Option<i64>>,
+    /// Where the next run starts, and whether it follows.
+    poll: watch::Receiver<Poll>,
+    /// Notified when the event loop has applied a result.
+    applied: Arc<Notify>,
+}
+
+/// How the next run of a refresh loop goes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Poll {
+    /// Only rows from this time (ns) on, to add to those shown; `None`: the whole result.
+    from: Option<i64>,
+    /// Follow mode: runs every [`FOLLOW_EVERY`] (or the refresh interval, if shorter).
+    follow: bool,
 }
 
 /// How often follow mode polls an event table for new rows (or the refresh interval, if
@@ -194,7 +211,10 @@ async fn refresh_loop(
         }
         // An Esc that arrived after the last run finished must not cancel this one.
         let _ = c.cancel.notified().now_or_never();
-        let since = *c.tail.borrow();
+        let Poll {
+            from: since,
+            follow,
+        } = *c.poll.borrow();
         let mut run_args: HashMap<String, String> = args.iter().cloned().collect();
         if let Some(since) = since {
             run_args.insert("start_time".into(), since.to_string());
@@ -236,7 +256,9 @@ async fn refresh_loop(
         if tx.send(message).await.is_err() {
             return;
         }
-        let every = if since.is_some() {
+        // A slow terminal or a huge result must not let results pile up in the channel.
+        c.applied.notified().await;
+        let every = if follow {
             every.min(FOLLOW_EVERY)
         } else {
             every
@@ -345,6 +367,8 @@ async fn event_loop(
     // A script chosen and not drawn yet: its name and when it was chosen (logged once its
     // first frame is on screen: the time from Enter to data).
     let mut first_frame: Option<(String, Instant)> = None;
+    // A result was applied this turn (the refresh loop waits for it).
+    let mut applied = false;
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let result = loop {
@@ -385,6 +409,7 @@ async fn event_loop(
                         if app.script.as_deref() == Some(script.as_str()) {
                             running = None;
                         }
+                        applied = true;
                         match since {
                             Some(since) => {
                                 let took = info.took;
@@ -393,8 +418,9 @@ async fn event_loop(
                                     tracing::info!(
                                         script,
                                         added,
+                                        rows = app.tables.iter().map(|t| t.num_rows()).sum::<usize>(),
                                         ms = took.as_secs_f64() * 1e3,
-                                        "follow poll brought new rows"
+                                        "incremental refresh brought new rows"
                                     );
                                 }
                             }
@@ -479,7 +505,10 @@ async fn event_loop(
                 }));
             }
         }
-        refresher.set_tail(app.tail_from());
+        refresher.set_poll(app.refresh_from(), app.follow);
+        if std::mem::take(&mut applied) {
+            refresher.applied.notify_one();
+        }
     };
     scripts_task.abort();
     if let Some(t) = switching {
@@ -509,30 +538,43 @@ fn export_svg(path: &str, title: &str, lines: &[String]) -> String {
 mod tests {
     use super::*;
 
-    fn controls() -> (Controls, watch::Sender<bool>, Arc<Notify>, Arc<Notify>) {
+    /// A loop's controls, and the ends the tests pull: paused, now, cancel, applied.
+    fn controls() -> (
+        Controls,
+        watch::Sender<bool>,
+        Arc<Notify>,
+        Arc<Notify>,
+        Arc<Notify>,
+    ) {
         let paused = watch::Sender::new(false);
         let now = Arc::new(Notify::new());
         let cancel = Arc::new(Notify::new());
+        let applied = Arc::new(Notify::new());
         let c = Controls {
             paused: paused.subscribe(),
             now: now.clone(),
             cancel: cancel.clone(),
-            tail: watch::Sender::new(None).subscribe(),
+            poll: watch::Sender::new(Poll::default()).subscribe(),
+            applied: applied.clone(),
         };
-        (c, paused, now, cancel)
+        (c, paused, now, cancel, applied)
     }
 
-    #[tokio::test]
-    async fn a_backend_that_is_down_is_retried_with_growing_waits() {
+    /// A client of a loopback port nothing listens on: every run fails at once.
+    fn refused() -> Client {
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
-        let client = Client::new(&format!("http://127.0.0.1:{port}"), None).unwrap();
+        Client::new(&format!("http://127.0.0.1:{port}"), None).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_backend_that_is_down_is_retried_with_growing_waits() {
         let (tx, mut rx) = mpsc::channel(16);
-        let (c, _paused, _now, _cancel) = controls();
+        let (c, _paused, _now, _cancel, applied) = controls();
         let task = tokio::spawn(refresh_loop(
-            client,
+            refused(),
             "s".into(),
             Vec::new(),
             Duration::from_millis(10),
@@ -545,6 +587,7 @@ mod tests {
                 Message::Result { result, retry, .. } => {
                     assert!(result.unwrap_err().contains("connection refused"));
                     retries.push(retry.unwrap());
+                    applied.notify_one();
                 }
                 Message::Started { .. } => {}
                 other => panic!("{other:?}"),
@@ -555,6 +598,31 @@ mod tests {
             retries,
             [(1, Duration::from_secs(1)), (2, Duration::from_secs(2))]
         );
+    }
+
+    #[tokio::test]
+    async fn no_run_starts_until_the_last_result_is_applied() {
+        let (tx, mut rx) = mpsc::channel(16);
+        let (c, _paused, _now, _cancel, applied) = controls();
+        let task = tokio::spawn(refresh_loop(
+            refused(),
+            "s".into(),
+            Vec::new(),
+            Duration::from_millis(10),
+            tx,
+            c,
+        ));
+        assert!(matches!(rx.recv().await, Some(Message::Started { .. })));
+        assert!(matches!(rx.recv().await, Some(Message::Result { .. })));
+        // The first retry is due 1 s after the failure; unapplied, it does not come.
+        let waited = tokio::time::timeout(Duration::from_millis(1500), rx.recv()).await;
+        assert!(
+            waited.is_err(),
+            "a run started before the result was applied"
+        );
+        applied.notify_one();
+        assert!(matches!(rx.recv().await, Some(Message::Started { .. })));
+        task.abort();
     }
 
     #[tokio::test]
@@ -570,7 +638,7 @@ mod tests {
         });
         let client = Client::new(&format!("http://{addr}"), None).unwrap();
         let (tx, mut rx) = mpsc::channel(16);
-        let (c, paused, now, cancel) = controls();
+        let (c, paused, now, cancel, _applied) = controls();
         let task = tokio::spawn(refresh_loop(
             client,
             "slow".into(),

@@ -288,7 +288,7 @@ fn pxtop_local_in_tmux_shows_captured_requests_and_answers_keys() {
     eprintln!("{line}");
     let line = log
         .lines()
-        .find(|l| l.contains("follow poll brought new rows"))
-        .unwrap_or_else(|| panic!("no follow poll brought rows:\n{log}"));
+        .find(|l| l.contains("incremental refresh brought new rows"))
+        .unwrap_or_else(|| panic!("no incremental refresh brought rows:\n{log}"));
     eprintln!("{line}");
 }
