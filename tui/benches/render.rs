@@ -255,17 +255,20 @@ fn bench(c: &mut Criterion) {
         r#"{"widget":"table","sort":"-time_"}"#,
         big.slice(0, 100),
     );
-    group.bench_function("incremental refresh: +100 rows at the 100k cap, re-sorted", |b| {
-        b.iter_batched(
-            || table.clone(),
-            |mut app| {
-                let added = app.append_result("px/http_data", Ok(poll.clone()), since, at());
-                assert_eq!(added, 100);
-                app
-            },
-            criterion::BatchSize::LargeInput,
-        )
-    });
+    group.bench_function(
+        "incremental refresh: +100 rows at the 100k cap, re-sorted",
+        |b| {
+            b.iter_batched(
+                || table.clone(),
+                |mut app| {
+                    let added = app.append_result("px/http_data", Ok(poll.clone()), since, at());
+                    assert_eq!(added, 100);
+                    app
+                },
+                criterion::BatchSize::LargeInput,
+            )
+        },
+    );
     group.bench_function("100k-row result formatted for display", |b| {
         b.iter(|| {
             black_box(app(

@@ -609,10 +609,18 @@ impl App {
                 .tables
                 .iter()
                 .position(|t| t.name == table.name)
-                .and_then(|i| Some((i, self.tables.get_mut(i)?.append(table, since, keep)?)));
+                .and_then(|i| {
+                    let shown = self.tables.get_mut(i)?;
+                    let before = shown.num_rows();
+                    let n = shown.append(table, since, keep)?;
+                    Some((i, n, n > 0 || shown.num_rows() != before))
+                });
             match appended {
-                Some((i, n)) => {
-                    updated.push(i);
+                Some((i, n, changed)) => {
+                    // Unchanged (no traffic): no re-filtering and re-sorting of every row.
+                    if changed {
+                        updated.push(i);
+                    }
                     added += n;
                 }
                 None => {
