@@ -4,10 +4,11 @@
 
 use std::collections::HashMap;
 use std::io::Cursor;
+use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::datatypes::{DataType, SchemaRef};
 use arrow::error::ArrowError;
 use arrow::ipc::reader::StreamReader;
 use pxtop_proto::v1::execute_script_response::Result as ResponseResult;
@@ -304,13 +305,28 @@ impl QueryResult {
         widget_json: &str,
         arrow_ipc: &[u8],
     ) -> Result<(), ClientError> {
+        self.push(table_name, widget_json, arrow_ipc, false)
+    }
+
+    /// Decodes one `TableBatch` and appends it to its table; with `compact`, each batch is
+    /// [`compact`]ed as it arrives, so the decoded messages are freed one by one.
+    fn push(
+        &mut self,
+        table_name: &str,
+        widget_json: &str,
+        arrow_ipc: &[u8],
+        compact: bool,
+    ) -> Result<(), ClientError> {
         let decode = |source| ClientError::Decode {
             table: table_name.to_owned(),
             source,
         };
         let reader = StreamReader::try_new(Cursor::new(arrow_ipc), None).map_err(decode)?;
         let schema = reader.schema();
-        let batches = reader.collect::<Result<Vec<_>, _>>().map_err(decode)?;
+        let mut batches = reader.collect::<Result<Vec<_>, _>>().map_err(decode)?;
+        if compact {
+            batches = batches.iter().map(self::compact).collect();
+        }
         match self.tables.iter_mut().find(|t| t.name == table_name) {
             Some(table) => {
                 if table.schema.fields() != schema.fields() {
@@ -334,6 +350,47 @@ impl QueryResult {
     pub fn num_rows(&self) -> usize {
         self.tables.iter().map(ResultTable::num_rows).sum()
     }
+}
+
+/// `batch` in arrays of its own, for keeping: string columns that repeat (services,
+/// methods, addresses, headers) dictionary-encoded, every other column copied. A decoded IPC
+/// message is one buffer that every column of its batch points into, so keeping any column as
+/// it arrived would keep the whole message; copied out, the message is freed at once. The
+/// batch's schema says which columns became dictionaries (the table's schema stays as sent).
+pub fn compact(batch: &RecordBatch) -> RecordBatch {
+    let n = batch.num_rows();
+    let all = arrow::array::UInt32Array::from_iter_values(0..n as u32);
+    let dictionary = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+    let mut fields = Vec::with_capacity(batch.num_columns());
+    let mut columns = Vec::with_capacity(batch.num_columns());
+    for (field, array) in batch.schema().fields().iter().zip(batch.columns()) {
+        let encoded = (array.data_type() == &DataType::Utf8 && repeats(array))
+            .then(|| arrow::compute::cast(array, &dictionary).ok())
+            .flatten()
+            .filter(|d| d.as_any_dictionary().values().len() * 2 <= n);
+        let (data_type, array) = match encoded {
+            Some(d) => (dictionary.clone(), d),
+            None => match arrow::compute::take(array, &all, None) {
+                Ok(copy) => (array.data_type().clone(), copy),
+                Err(_) => (array.data_type().clone(), array.clone()),
+            },
+        };
+        fields.push(field.as_ref().clone().with_data_type(data_type));
+        columns.push(array);
+    }
+    let schema = Arc::new(arrow::datatypes::Schema::new_with_metadata(
+        fields,
+        batch.schema().metadata().clone(),
+    ));
+    RecordBatch::try_new(schema, columns).unwrap_or_else(|_| batch.clone())
+}
+
+/// Whether a string column looks repetitive: at most half of its first 256 values distinct.
+fn repeats(array: &ArrayRef) -> bool {
+    let strings = array.as_string::<i32>();
+    let sample = strings.len().min(256);
+    let distinct: std::collections::HashSet<Option<&str>> = strings.iter().take(sample).collect();
+    sample > 0 && distinct.len() * 2 <= sample
 }
 
 /// A script to execute: a bundled name or inline source, plus arguments.
@@ -439,6 +496,25 @@ impl Client {
         script: &ScriptSource,
         args: HashMap<String, String>,
     ) -> Result<QueryResult, ClientError> {
+        self.run(script, args, false).await
+    }
+
+    /// Runs a script and collects every output table, each batch [`compact`]ed as it
+    /// arrives: what a view that keeps results on screen holds.
+    pub async fn execute_compact(
+        &mut self,
+        script: &ScriptSource,
+        args: HashMap<String, String>,
+    ) -> Result<QueryResult, ClientError> {
+        self.run(script, args, true).await
+    }
+
+    async fn run(
+        &mut self,
+        script: &ScriptSource,
+        args: HashMap<String, String>,
+        compact: bool,
+    ) -> Result<QueryResult, ClientError> {
         let (name, source) = match script {
             ScriptSource::Name(n) => (n.clone(), String::new()),
             ScriptSource::Source(s) => (String::new(), s.clone()),
@@ -459,7 +535,8 @@ impl Client {
         while let Some(message) = stream.message().await.map_err(|s| self.rpc_error(s))? {
             match message.result {
                 Some(ResponseResult::Batch(batch)) => {
-                    result.push_ipc(&batch.table_name, &batch.widget_json, &batch.arrow_ipc)?;
+                    let (name, widget) = (&batch.table_name, &batch.widget_json);
+                    result.push(name, widget, &batch.arrow_ipc, compact)?;
                 }
                 Some(ResponseResult::Stats(stats)) => result.stats = Some(stats),
                 Some(ResponseResult::Info(_)) | None => {}
@@ -598,6 +675,67 @@ pub(crate) mod tests {
         assert_eq!(r.tables[0].schema, a.schema());
         assert_eq!(r.tables[0].widget_json, "{\"widget\":\"table\"}");
         assert_eq!(r.num_rows(), 0);
+    }
+
+    #[test]
+    fn compacting_encodes_repeated_strings_and_copies_the_rest_out_of_the_message() {
+        let ids: Vec<i64> = (0..300).collect();
+        let paths: Vec<String> = ids.iter().map(|i| format!("/p{i}")).collect();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("method", DataType::Utf8, true),
+            Field::new("path", DataType::Utf8, false),
+        ]));
+        let methods = ids
+            .iter()
+            .map(|i| (i % 7 != 0).then_some(["GET", "POST"][*i as usize % 2]));
+        let sent = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from(ids.clone())),
+                Arc::new(methods.collect::<StringArray>()),
+                Arc::new(StringArray::from_iter_values(&paths)),
+            ],
+        )
+        .unwrap();
+        let mut r = QueryResult::default();
+        r.push("t", "{}", &ipc(&schema, std::slice::from_ref(&sent)), true)
+            .unwrap();
+        let kept = &r.tables[0].batches[0];
+        assert_eq!(
+            r.tables[0].schema, schema,
+            "the table's schema stays as sent"
+        );
+        let types: Vec<DataType> = kept
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
+        assert_eq!(
+            types,
+            [
+                DataType::Int64,
+                DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+                DataType::Utf8,
+            ],
+            "a column of two methods is a dictionary; distinct paths are not"
+        );
+        let plain = arrow::compute::cast(kept.column(1), &DataType::Utf8).unwrap();
+        assert_eq!(&plain, sent.column(1), "values and nulls kept");
+        assert_eq!(kept.column(2), sent.column(2));
+        // The ids own a buffer of their size, not a slice of the whole decoded message.
+        let allocation = |b: &RecordBatch| {
+            let ints = b.column(0).as_primitive::<arrow::datatypes::Int64Type>();
+            ints.values().inner().capacity()
+        };
+        assert!(allocation(kept) <= 300 * 8 + 64, "{}", allocation(kept));
+        // Without compacting, batches stay as decoded: slices of the message.
+        let mut r = QueryResult::default();
+        r.push_ipc("t", "{}", &ipc(&schema, std::slice::from_ref(&sent)))
+            .unwrap();
+        assert_eq!(r.tables[0].batches[0], sent);
+        assert!(allocation(&r.tables[0].batches[0]) > 300 * 8 + 64);
     }
 
     #[test]

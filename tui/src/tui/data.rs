@@ -140,7 +140,8 @@ enum Chunk {
     Float(Float64Array, ArrayRef),
     /// Booleans.
     Bool(BooleanArray),
-    /// UTF-8 strings of any offset width or layout, borrowed as they are.
+    /// UTF-8 strings of any offset width or layout (or a dictionary of them, see
+    /// [`crate::client::compact`]), borrowed as they are.
     Str(ArrayRef),
     /// Anything else, as arrow displays it; sorted by that text.
     Other(ArrayRef),
@@ -165,6 +166,9 @@ impl Chunk {
         }
         match array.data_type() {
             DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Chunk::Str(array.clone()),
+            DataType::Dictionary(k, v) if **k == DataType::Int32 && **v == DataType::Utf8 => {
+                Chunk::Str(array.clone())
+            }
             _ => Chunk::Other(array.clone()),
         }
     }
@@ -201,6 +205,11 @@ impl Chunk {
         Some(match a.data_type() {
             DataType::Utf8 => a.as_string::<i32>().value(i),
             DataType::LargeUtf8 => a.as_string::<i64>().value(i),
+            DataType::Dictionary(..) => {
+                let d = a.as_dictionary::<arrow::datatypes::Int32Type>();
+                let key = usize::try_from(d.keys().value(i)).unwrap_or_default();
+                d.values().as_string::<i32>().value(key)
+            }
             _ => a.as_string_view().value(i),
         })
     }
@@ -274,6 +283,8 @@ impl Chunk {
                 Chunk::Bool(arrow::compute::concat(&[a, b])?.as_boolean().clone())
             }
             (Chunk::Str(a), Chunk::Str(b)) => {
+                // One batch's strings may be a dictionary and the next's not.
+                let b = arrow::compute::cast(b, a.data_type())?;
                 Chunk::Str(arrow::compute::concat(&[a.as_ref(), b.as_ref()])?)
             }
             (Chunk::Other(a), Chunk::Other(b)) => {
@@ -1186,6 +1197,32 @@ pub(crate) mod tests {
         );
         assert_eq!(data.num_rows(), 6000);
         assert_eq!(second, first_times_at(&data));
+    }
+
+    #[test]
+    fn dictionary_strings_show_sort_filter_and_merge_with_plain_ones() {
+        let rows: Vec<(i64, &str)> = (0..8).map(|t| (t, ["/b", "/a"][t as usize % 2])).collect();
+        let mut sent = events(&rows);
+        sent.batches = sent.batches.iter().map(crate::client::compact).collect();
+        assert!(matches!(
+            sent.batches[0].column(0).data_type(),
+            DataType::Dictionary(..)
+        ));
+        let mut data = TableData::from_result(&sent, utc());
+        assert_eq!(paths(&data)[..3], ["/b", "/a", "/b"]);
+        // A poll of one row stays plain; it joins the dictionary chunk.
+        assert_eq!(
+            data.append(&events(&[(9, "/c")]), 8, keep(100, None)),
+            Some(1)
+        );
+        assert_eq!(data.starts.len(), 1);
+        assert_eq!(data.text(8, 0), "/c");
+        let mut rows: Vec<usize> = (0..9).collect();
+        data.sort_rows(&mut rows, 0, false);
+        assert_eq!(data.text(rows[0], 0), "/a");
+        assert_eq!(data.text(rows[8], 0), "/c");
+        let hits = data.rows_where_any(|t| t == "/c");
+        assert_eq!(hits.iter().filter(|h| **h).count(), 1);
     }
 
     #[test]

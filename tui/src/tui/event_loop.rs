@@ -219,7 +219,7 @@ async fn refresh_loop(
         if let Some(since) = since {
             run_args.insert("start_time".into(), since.to_string());
         }
-        let run = client.execute(&source, run_args);
+        let run = client.execute_compact(&source, run_args);
         let result = tokio::select! {
             r = run => r.map_err(|e| e.one_line()),
             () = c.cancel.notified() => {
