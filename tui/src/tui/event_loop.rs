@@ -569,18 +569,32 @@ mod tests {
         Client::new(&format!("http://127.0.0.1:{port}"), None).unwrap()
     }
 
-    #[tokio::test]
-    async fn a_backend_that_is_down_is_retried_with_growing_waits() {
-        let (tx, mut rx) = mpsc::channel(16);
-        let (c, _paused, _now, _cancel, applied) = controls();
+    /// A refresh loop against [`refused`] every 10 ms: its task, its messages, the notify
+    /// that says its last result was applied, and its pause switch (the loop ends when that
+    /// is dropped).
+    fn refused_loop() -> (
+        JoinHandle<()>,
+        mpsc::Receiver<Message>,
+        Arc<Notify>,
+        watch::Sender<bool>,
+    ) {
+        let (tx, rx) = mpsc::channel(16);
+        let (c, paused, _now, _cancel, applied) = controls();
+        let every = Duration::from_millis(10);
         let task = tokio::spawn(refresh_loop(
             refused(),
             "s".into(),
             Vec::new(),
-            Duration::from_millis(10),
+            every,
             tx,
             c,
         ));
+        (task, rx, applied, paused)
+    }
+
+    #[tokio::test]
+    async fn a_backend_that_is_down_is_retried_with_growing_waits() {
+        let (task, mut rx, applied, _paused) = refused_loop();
         let mut retries = Vec::new();
         while retries.len() < 2 {
             match rx.recv().await.unwrap() {
@@ -602,16 +616,7 @@ mod tests {
 
     #[tokio::test]
     async fn no_run_starts_until_the_last_result_is_applied() {
-        let (tx, mut rx) = mpsc::channel(16);
-        let (c, _paused, _now, _cancel, applied) = controls();
-        let task = tokio::spawn(refresh_loop(
-            refused(),
-            "s".into(),
-            Vec::new(),
-            Duration::from_millis(10),
-            tx,
-            c,
-        ));
+        let (task, mut rx, applied, _paused) = refused_loop();
         assert!(matches!(rx.recv().await, Some(Message::Started { .. })));
         assert!(matches!(rx.recv().await, Some(Message::Result { .. })));
         // The first retry is due 1 s after the failure; unapplied, it does not come.
