@@ -528,9 +528,7 @@ impl App {
         if self.tables.is_empty() {
             return None;
         }
-        if !self.script_param("start_time") {
-            return None;
-        }
+        self.script_param("start_time")?;
         let mut newest = i64::MAX;
         for table in &self.tables {
             if !table.is_event_log() {
@@ -541,27 +539,22 @@ impl App {
         Some(newest.saturating_sub(OVERLAP.as_nanos() as i64))
     }
 
-    /// Whether the current script takes the parameter `name`.
-    fn script_param(&self, name: &str) -> bool {
-        self.scripts
+    /// The current script's parameter `name`, if it takes one.
+    fn script_param(&self, name: &str) -> Option<&pxtop_proto::v1::ScriptParam> {
+        let script = self
+            .scripts
             .iter()
-            .find(|s| Some(&s.name) == self.script.as_ref())
-            .is_some_and(|s| s.params.iter().any(|p| p.name == name))
+            .find(|s| Some(&s.name) == self.script.as_ref())?;
+        script.params.iter().find(|p| p.name == name)
     }
 
     /// The current value of the script's parameter `name`: the argument given, else its
     /// default.
     fn param_value(&self, name: &str) -> Option<String> {
-        let given = self.args.iter().find(|(k, _)| k == name);
-        if let Some((_, v)) = given {
-            return Some(v.clone());
+        match self.args.iter().find(|(k, _)| k == name) {
+            Some((_, v)) => Some(v.clone()),
+            None => Some(self.script_param(name)?.default_value.clone()),
         }
-        let script = self
-            .scripts
-            .iter()
-            .find(|s| Some(&s.name) == self.script.as_ref())?;
-        let p = script.params.iter().find(|p| p.name == name)?;
-        Some(p.default_value.clone())
     }
 
     /// What an incrementally refreshed table keeps, as a whole run would return it: the

@@ -265,7 +265,6 @@ impl Chunk {
 
     /// This chunk's values then `other`'s, copied into one chunk (of the same variant).
     fn concat(&self, other: &Chunk) -> Result<Chunk, ArrowError> {
-        let mismatch = || ArrowError::InvalidArgumentError("chunks of different kinds".into());
         Ok(match (self, other) {
             (Chunk::Int(kind, a), Chunk::Int(_, b)) => Chunk::Int(
                 *kind,
@@ -290,7 +289,10 @@ impl Chunk {
             (Chunk::Other(a), Chunk::Other(b)) => {
                 Chunk::Other(arrow::compute::concat(&[a.as_ref(), b.as_ref()])?)
             }
-            _ => return Err(mismatch()),
+            _ => {
+                let kinds = "chunks of different kinds".into();
+                return Err(ArrowError::InvalidArgumentError(kinds));
+            }
         })
     }
 
